@@ -1,0 +1,1 @@
+"""Symphony: run distributed programs from declarative YAML manifests."""

@@ -1,0 +1,1 @@
+"""Cluster adapters: the only code that touches tmux, Kubernetes or a conductor."""

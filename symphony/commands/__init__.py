@@ -1,0 +1,1 @@
+"""CLI commands, one module per family; imported lazily by symphony.cli."""

@@ -1,0 +1,1 @@
+"""Placement of work on nodes by virtual capacity. Pure."""
