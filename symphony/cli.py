@@ -139,12 +139,21 @@ Global options, accepted before or after the command name:
 
 
 @click.group(cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_file", default=None, help="Run a conductor or node from FILE (mode: read from the file).")
-@click.option("--mode", default=None, help="With --config: override the file's mode (conductor | node).")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    help="Run a conductor or node from FILE (mode: read from the file).",
+)
+@click.option(
+    "--mode", default=None, help="With --config: override the file's mode (conductor | node)."
+)
 @click.option("--log-level", default=None, help="With --config: log level (DEBUG, INFO, ...).")
 @click.version_option(package_name="symphony", prog_name="symphony")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, mode: str | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context, config_file: str | None, mode: str | None, log_level: str | None
+) -> None:
     if config_file is not None:
         # The seed's entry point: `symphony --config FILE` runs a conductor or node.
         from symphony.commands.daemons import run_from_config

@@ -29,7 +29,9 @@ class UserError(Exception):
 
     exit_code = 2
 
-    def __init__(self, problems: Problem | str | Sequence[Problem], *, exit_code: int | None = None):
+    def __init__(
+        self, problems: Problem | str | Sequence[Problem], *, exit_code: int | None = None
+    ):
         if isinstance(problems, str):
             problems = [Problem(problems)]
         elif isinstance(problems, Problem):

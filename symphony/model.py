@@ -47,6 +47,11 @@ class SourceRef:
 
     file: str = "<memory>"
     line: int = 1
+    # lines of individual fields ("spec.cluster" -> 7), for later checks such as unknown clusters
+    fields: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    def at(self, field_path: str) -> SourceRef:
+        return SourceRef(self.file, self.fields.get(field_path, self.line))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"

@@ -114,4 +114,6 @@ def connect(spec: ClusterSpec) -> Cluster:
 
 
 def unsupported(spec: ClusterSpec, what: str) -> OperationFailed:
-    return OperationFailed(f"{what} is not supported on {spec.type} clusters (cluster {spec.name!r})")
+    return OperationFailed(
+        f"{what} is not supported on {spec.type} clusters (cluster {spec.name!r})"
+    )
