@@ -1,0 +1,388 @@
+"""The long-lived cluster state: nodes, their free capacity, and what is placed where.
+
+The conductor keeps one :class:`ClusterState`, tells it as nodes join, leave or
+turn unschedulable and as work ends, and asks it to :meth:`~ClusterState.place` a
+few requests at a time. A placement is reserved the moment it is made and is
+never moved by a later call; only :meth:`~ClusterState.release` or the node
+leaving frees it. Deterministic: ties between equal nodes are broken by a seeded
+hash of the node id, never by chance or by the order nodes joined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from symphony.scheduler import reasons
+from symphony.scheduler.feasibility import EPS
+from symphony.scheduler.index import GroupIndex, Items, Slot, select
+from symphony.scheduler.objects import (
+    Node,
+    Placement,
+    PlacementResult,
+    Request,
+    Strategy,
+    Unschedulable,
+)
+from symphony.scheduler.scores import score_fn
+
+RequestKey = tuple[str, str]
+
+DEFAULT_CANDIDATES = 8
+"""Feasible nodes scored per request (Nomad's limit iterator): enough to pick well, few to stay fast."""
+
+
+def tie_break(seed: int, node_id: str) -> int:
+    """A stable 64-bit rank for a node: the same across runs and machines for one seed."""
+    digest = hashlib.blake2b(f"{seed}\0{node_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+class ClusterState:
+    """Nodes, free capacity and placements; place requests with :meth:`place`.
+
+    Not thread-safe: the owner serialises calls (the conductor does, on its loop).
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Node] = (),
+        *,
+        strategy: Strategy | str = Strategy.BINPACK,
+        seed: int = 0,
+        candidates: int = DEFAULT_CANDIDATES,
+    ) -> None:
+        if candidates < 1:
+            raise ValueError("candidates must be ≥ 1")
+        self._strategy = Strategy.parse(strategy)
+        self._seed = seed
+        self._limit = candidates
+        self._slots: dict[str, Slot] = {}
+        self._groups: dict[str, dict[str, Slot]] = {}
+        self._indexes: dict[str | None, GroupIndex] = {}  # built on first use
+        self._placed: dict[RequestKey, Placement] = {}
+        self._by_workload: dict[str, dict[RequestKey, Placement]] = {}
+        self._largest: dict[str, float] | None = None  # per class, for sizing requests
+        self._next_idx = 0
+        for node in nodes:
+            self.add_node(node)
+
+    # ----------------------------------------------------------------- nodes
+
+    @property
+    def strategy(self) -> Strategy:
+        return self._strategy
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(s.node for s in self._slots.values())
+
+    def node(self, node_id: str) -> Node:
+        return self._slot(node_id).node
+
+    def add_node(self, node: Node) -> None:
+        """A node joined. Raises ``ValueError`` if its id is already known (see :meth:`update_node`)."""
+        if node.node_id in self._slots:
+            raise ValueError(f"node {node.node_id!r} is already known")
+        slot = Slot(node, idx=self._next_idx, tb=tie_break(self._seed, node.node_id))
+        self._next_idx += 1
+        self._slots[node.node_id] = slot
+        for g in node.groups:
+            self._groups.setdefault(g, {})[node.node_id] = slot
+        self._largest = None
+        if node.schedulable:
+            self._index_slot(slot)
+
+    def update_node(self, node: Node) -> None:
+        """A known node re-registered (groups, totals, outside use, schedulable may change).
+
+        Its placements stay; if it now has less than they take, it is over-committed
+        (free goes negative) and receives nothing until work is released.
+        """
+        old = self._slot(node.node_id)
+        self._unindex_slot(old)
+        for g in old.node.groups:
+            del self._groups[g][node.node_id]
+        slot = Slot(node, idx=old.idx, tb=old.tb)
+        for p in old.placements.values():
+            for c, r in p.request.capacity_requests.items():
+                slot.free[c] = slot.free.get(c, 0.0) - r
+        slot.keys = {c: (slot.free[c], slot.tb, slot.idx) for c in slot.total}
+        slot.placements = old.placements
+        self._slots[node.node_id] = slot
+        for g in node.groups:
+            self._groups.setdefault(g, {})[node.node_id] = slot
+        self._largest = None
+        if node.schedulable:
+            self._index_slot(slot)
+
+    def remove_node(self, node_id: str) -> tuple[Placement, ...]:
+        """A node left. Returns the placements it held (now gone) so they can be placed again."""
+        slot = self._slots.pop(node_id)
+        self._unindex_slot(slot)
+        for g in slot.node.groups:
+            del self._groups[g][node_id]
+        self._largest = None
+        lost = tuple(slot.placements.values())
+        for p in lost:
+            self._forget(p)
+        return lost
+
+    def set_schedulable(self, node_id: str, schedulable: bool) -> None:
+        """Cordon (``False``) or uncordon a node; what it runs stays where it is."""
+        slot = self._slot(node_id)
+        if slot.node.schedulable == schedulable:
+            return
+        slot.node = replace(slot.node, schedulable=schedulable)
+        if schedulable:
+            self._index_slot(slot)
+        else:
+            self._unindex_slot(slot)
+
+    def mark_unschedulable(self, node_id: str) -> None:
+        self.set_schedulable(node_id, False)
+
+    def free(self, node_id: str) -> dict[str, float]:
+        """Free capacity per declared class (negative when over-committed)."""
+        return dict(self._slot(node_id).free)
+
+    def used(self, node_id: str) -> dict[str, float]:
+        """Capacity in use per declared class: outside use plus what is placed here."""
+        slot = self._slot(node_id)
+        return {c: t - slot.free.get(c, 0.0) for c, t in slot.total.items()}
+
+    # ------------------------------------------------------------ placements
+
+    @property
+    def placements(self) -> tuple[Placement, ...]:
+        return tuple(self._placed.values())
+
+    def placement(self, workload: str, process: str) -> Placement | None:
+        return self._placed.get((workload, process))
+
+    def placements_on(self, node_id: str) -> tuple[Placement, ...]:
+        return tuple(self._slot(node_id).placements.values())
+
+    def placements_of(self, workload: str) -> tuple[Placement, ...]:
+        return tuple(self._by_workload.get(workload, {}).values())
+
+    @property
+    def nodes_used(self) -> int:
+        """Nodes holding at least one placement."""
+        return sum(1 for s in self._slots.values() if s.placements)
+
+    def record(self, placement: Placement) -> None:
+        """Take note of a placement made earlier (e.g. read back after a restart), fits or not."""
+        slot = self._slot(placement.node)
+        if placement.key in self._placed:
+            raise ValueError(f"{placement.workload}/{placement.process} is already placed")
+        self._reserve(slot, tuple(placement.request.capacity_requests.items()), 1.0)
+        self._remember(slot, placement)
+
+    def release(self, placement: Placement) -> bool:
+        """The work ended: free its capacity. ``False`` if it was not placed (or not there)."""
+        held = self._placed.get(placement.key)
+        if held is None or held.node != placement.node:
+            return False
+        slot = self._slots[held.node]
+        self._reserve(slot, tuple(held.request.capacity_requests.items()), -1.0)
+        self._forget(held)
+        return True
+
+    def release_workload(self, workload: str) -> tuple[Placement, ...]:
+        """Release every placement of one experiment or deployment; returns them."""
+        held = self.placements_of(workload)
+        for p in held:
+            self.release(p)
+        return held
+
+    def place(
+        self, requests: Iterable[Request], *, strategy: Strategy | str | None = None
+    ) -> PlacementResult:
+        """Place what fits, reserving it at once; report the rest with a reason.
+
+        Units (a gang, or a request without one) are placed by priority, then
+        decreasing size, then the order given. A gang's members are placed
+        together or not at all. A request already placed is returned where it is.
+        Raises ``ValueError`` if two requests share ``(workload, process)``.
+        """
+        default = self._strategy if strategy is None else Strategy.parse(strategy)
+        reqs = list(requests)
+        position: dict[RequestKey, int] = {}
+        for i, r in enumerate(reqs):
+            if r.key in position:
+                raise ValueError(f"request {r.workload}/{r.process} is given twice")
+            position[r.key] = i
+        outcome: dict[RequestKey, Placement | Unschedulable] = {}
+        units: dict[tuple[bool, object], list[Request]] = {}
+        for r in reqs:
+            held = self._placed.get(r.key)
+            if held is not None:
+                outcome[r.key] = held
+            elif r.gang is None:
+                units[(False, r.key)] = [r]
+            else:
+                units.setdefault((True, r.gang), []).append(r)
+        size = self._sizer()
+        sized = [
+            (
+                -max(r.priority for r in unit),
+                -sum(size(r) for r in unit),
+                position[unit[0].key],
+                unit,
+            )
+            for unit in units.values()
+        ]
+        sized.sort(key=lambda t: t[:3])
+        for _, _, _, unit in sized:
+            if len(unit) == 1 and unit[0].gang is None:
+                outcome[unit[0].key] = self._place_one(unit[0], default)
+            else:
+                self._place_gang(unit, default, size, outcome)
+        placed = tuple(o for r in reqs if isinstance(o := outcome[r.key], Placement))
+        failed = tuple(o for r in reqs if isinstance(o := outcome[r.key], Unschedulable))
+        return PlacementResult(placements=placed, unschedulable=failed)
+
+    # -------------------------------------------------------------- internals
+
+    def _slot(self, node_id: str) -> Slot:
+        try:
+            return self._slots[node_id]
+        except KeyError:
+            raise KeyError(f"unknown node {node_id!r}") from None
+
+    def _index(self, group: str | None) -> GroupIndex:
+        ix = self._indexes.get(group)
+        if ix is None:
+            members = self._slots if group is None else self._groups.get(group, {})
+            ix = GroupIndex(group, (s for s in members.values() if s.node.schedulable))
+            self._indexes[group] = ix
+        return ix
+
+    def _index_slot(self, slot: Slot) -> None:
+        for group in (None, *slot.node.groups):
+            ix = self._indexes.get(group)
+            if ix is not None:
+                ix.add(slot)
+
+    def _unindex_slot(self, slot: Slot) -> None:
+        for ix in list(slot.indexes):
+            ix.discard(slot)
+
+    def _sizer(self) -> _Sizer:
+        if self._largest is None:
+            largest: dict[str, float] = {}
+            for slot in self._slots.values():
+                for c, t in slot.total.items():
+                    largest[c] = max(largest.get(c, 0.0), t)
+            self._largest = largest
+        return _Sizer(self._largest)
+
+    def _reserve(self, slot: Slot, items: Items, sign: float) -> None:
+        free, keys, tb, idx = slot.free, slot.keys, slot.tb, slot.idx
+        for c, r in items:
+            now = free.get(c, 0.0) - sign * r
+            free[c] = now
+            old = keys.get(c)
+            if old is None:  # a class the node does not declare (only via record())
+                continue
+            new = (now, tb, idx)
+            keys[c] = new
+            for ix in slot.indexes:
+                ix.move(c, old, new)
+
+    def _remember(self, slot: Slot, placement: Placement) -> None:
+        slot.placements[placement.key] = placement
+        self._placed[placement.key] = placement
+        self._by_workload.setdefault(placement.workload, {})[placement.key] = placement
+
+    def _forget(self, placement: Placement) -> None:
+        slot = self._slots.get(placement.node)
+        if slot is not None:
+            slot.placements.pop(placement.key, None)
+        del self._placed[placement.key]
+        mine = self._by_workload[placement.workload]
+        del mine[placement.key]
+        if not mine:
+            del self._by_workload[placement.workload]
+
+    def _try(self, request: Request, strategy: Strategy) -> Placement | str:
+        ix = self._index(request.node_group)
+        items = tuple(request.capacity_requests.items())
+        use = strategy if request.strategy is None else request.strategy
+        slot = select(ix.candidates(items, use, self._limit), items, score_fn(use))
+        if slot is None:
+            return self._explain(request, ix, items)
+        self._reserve(slot, items, 1.0)
+        placement = Placement(request=request, node=slot.node.node_id)
+        self._remember(slot, placement)
+        return placement
+
+    def _place_one(self, request: Request, strategy: Strategy) -> Placement | Unschedulable:
+        got = self._try(request, strategy)
+        return got if isinstance(got, Placement) else Unschedulable(request, got)
+
+    def _place_gang(
+        self,
+        members: Sequence[Request],
+        strategy: Strategy,
+        size: _Sizer,
+        outcome: dict[RequestKey, Placement | Unschedulable],
+    ) -> None:
+        """All or nothing: try every member (to count what fits), then keep or roll back."""
+        ordered = sorted(members, key=lambda r: (-r.priority, -size(r)))
+        tried = [(r, self._try(r, strategy)) for r in ordered]
+        failures = [(r, why) for r, why in tried if isinstance(why, str)]
+        placed = [p for _, p in tried if isinstance(p, Placement)]
+        if not failures:
+            outcome.update((p.key, p) for p in placed)
+            return
+        for p in reversed(placed):
+            self.release(p)
+        if len(members) == 1:
+            r, why = failures[0]
+            outcome[r.key] = Unschedulable(r, why)
+            return
+        gang = members[0].gang or ""
+        summary = reasons.gang(gang, len(members), len(members) - len(failures))
+        names = ", ".join(r.process for r, _ in failures)
+        for r, got in tried:
+            why = (
+                f"{got}; {summary}" if isinstance(got, str) else f"{summary} (not placed: {names})"
+            )
+            outcome[r.key] = Unschedulable(r, why)
+
+    def _explain(self, request: Request, ix: GroupIndex, items: Items) -> str:
+        group = request.node_group
+        if not len(ix):
+            known = self._slots if group is None else self._groups.get(group, {})
+            return reasons.no_nodes(group, total=len(known))
+        for c, _ in items:
+            if c not in ix.by_class:
+                return reasons.class_undeclared(c, group)
+        most: list[tuple[str, float, str]] = []
+        for c, r in items:
+            top = ix.most_free(c)
+            assert top is not None
+            free, slot = top
+            if free + EPS < r:
+                largest = ix.largest(c)
+                if largest + EPS < r:
+                    return reasons.never_fits(c, r, largest, group)
+                return reasons.too_little_free(c, r, free, group)
+            most.append((c, free, slot.node.node_id))
+        return reasons.not_together(items, most, group)
+
+
+class _Sizer:
+    """A request's size for ordering: the sum over classes of request / largest node total."""
+
+    __slots__ = ("_largest",)
+
+    def __init__(self, largest: dict[str, float]) -> None:
+        self._largest = largest
+
+    def __call__(self, request: Request) -> float:
+        largest = self._largest
+        return sum(r / (largest.get(c) or 1.0) for c, r in request.capacity_requests.items())
