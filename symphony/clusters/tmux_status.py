@@ -1,0 +1,120 @@
+"""From a tmux window and its supervisor's state file to an ObservedProcess. Pure.
+
+Never assumed: a process is "running" only when its supervisor says so and
+the pane that holds the supervisor is alive. A supervisor that died without
+writing a final state is UNKNOWN, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from symphony.model import ObservedProcess, ProcessState
+
+# the supervisor's final states (its FINAL_STATES): true even once the supervisor is gone;
+# "crash-loop" is not final: the supervisor keeps restarting with a growing backoff
+FINAL = frozenset({"exited", "completed", "stopped", "failed"})
+
+_STATES = {
+    "starting": ProcessState.PENDING,
+    "running": ProcessState.RUNNING,
+    "backoff": ProcessState.BACKOFF,
+    "crash-loop": ProcessState.CRASH_LOOP,
+    "exited": ProcessState.EXITED,
+    "completed": ProcessState.COMPLETED,
+    "stopped": ProcessState.EXITED,
+    "failed": ProcessState.EXITED,
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One managed tmux window, as ``list-windows -a`` reports it."""
+
+    session: str
+    window_id: str
+    key: str
+    spec_hash: str
+    cluster: str
+    pane_pid: int | None
+    pane_dead: bool
+    dead_status: int | None
+
+
+def observed(
+    window: Window,
+    state: Any,
+    *,
+    node: str,
+) -> ObservedProcess:
+    """The process in ``window`` given the supervisor's ``state`` (None when unreadable)."""
+    base: dict[str, Any] = {
+        "experiment": window.session,
+        "key": window.key,
+        "spec_hash": window.spec_hash,
+        "node": node,
+        "cluster": window.cluster,
+    }
+    if not isinstance(state, dict) or not _belongs(state, window):
+        if window.pane_dead:
+            status = "" if window.dead_status is None else f" (status {window.dead_status})"
+            return ObservedProcess(
+                **base,
+                state=ProcessState.UNKNOWN,
+                reason=f"supervisor exited{status} before reporting a state",
+            )
+        return ObservedProcess(**base, state=ProcessState.PENDING, reason="starting")
+
+    word = str(state.get("state", ""))
+    restarts = _int(state.get("restarts")) or 0
+    exit_code = _int(state.get("last_exit_code"))
+    pid = _int(state.get("pid"))
+    reason = str(state.get("reason") or "")
+    if window.pane_dead and word not in FINAL:
+        return ObservedProcess(
+            **base,
+            state=ProcessState.UNKNOWN,
+            restarts=restarts,
+            exit_code=exit_code,
+            reason=f"supervisor (pid {window.pane_pid}) vanished while {word or 'starting'}"
+            " without a final state",
+        )
+    mapped = _STATES.get(word, ProcessState.UNKNOWN)
+    if mapped is ProcessState.UNKNOWN:
+        reason = reason or f"unknown supervisor state {word!r}"
+    if word == "stopped":
+        reason = reason or "stopped"
+    running = mapped is ProcessState.RUNNING
+    return ObservedProcess(
+        **base,
+        state=mapped,
+        restarts=restarts,
+        exit_code=exit_code if mapped is not ProcessState.RUNNING else None,
+        started_at=_float(state.get("started_at")) if running else None,
+        ready=running,
+        pid=pid,
+        reason=reason,
+    )
+
+
+def _belongs(state: dict[str, Any], window: Window) -> bool:
+    """A state file left by an earlier supervisor in this window is not this one's."""
+    sup = _int(state.get("supervisor_pid"))
+    return sup is None or window.pane_pid is None or sup == window.pane_pid
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
