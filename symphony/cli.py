@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "ssh": "symphony.commands.access:ssh",
     "scp": "symphony.commands.access:scp",
     "schedule": "symphony.commands.schedule:schedule",
+    "render": "symphony.commands.render:render",
 }
 
 ALIASES: dict[str, str] = {
@@ -64,6 +65,7 @@ class Globals:
     cluster: str | None = None
     output: str = "table"
     output_given: bool = False
+    passthrough: list[str] | None = None  # what followed "--" (exec's command)
 
 
 class LazyGroup(click.Group):
@@ -100,7 +102,7 @@ def _pop_globals(argv: Sequence[str]) -> tuple[list[str], Globals]:
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            out.extend(args[i:])
+            g.passthrough = args[i + 1 :]
             break
         value: str | None = None
         which = None

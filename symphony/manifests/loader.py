@@ -65,6 +65,7 @@ def parse_text(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
+        line = max(1, min(line, len(text.splitlines())))  # an error "at end of stream"
         what = exc.problem or exc.context or "syntax error"
         problems.append(Problem(f"invalid YAML: {what}", file=file, line=line))
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare

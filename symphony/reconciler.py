@@ -1,0 +1,176 @@
+"""One reconcile pass: manifests → observe → plan → apply, per cluster.
+
+Deciding is pure (:func:`symphony.plan.diff`); this module only sequences the
+steps and talks to clusters through :mod:`symphony.clusters.base`. Every
+cluster is connected and observed before the first change, so an unreachable
+cluster or a missing tmux fails the whole apply with nothing changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from symphony import known_clusters
+from symphony.clusters.base import Cluster, connect
+from symphony.errors import ManifestError, OperationFailed
+from symphony.lowering import deployment_as_experiment
+from symphony.manifests import check_cluster_refs
+from symphony.model import (
+    ClusterSpec,
+    Experiment,
+    ManifestSet,
+    ObservedProcess,
+    ProcessState,
+    RestartType,
+)
+from symphony.plan import Plan, diff
+
+Connector = Callable[[ClusterSpec], Cluster]
+
+
+@dataclass
+class ClusterPlan:
+    """What one cluster will be asked to do."""
+
+    spec: ClusterSpec
+    cluster: Cluster
+    desired: list[Experiment]
+    observed: list[ObservedProcess]
+    plan: Plan
+
+
+@dataclass
+class Reconciler:
+    """Sequences a pass; ``connect`` is swappable so tests can record what clusters were asked."""
+
+    connect: Connector = connect
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _clusters: dict[str, Cluster] = field(default_factory=dict, repr=False)
+
+    def cluster(self, spec: ClusterSpec) -> Cluster:
+        if spec.name not in self._clusters:
+            self._clusters[spec.name] = self.connect(spec)
+        return self._clusters[spec.name]
+
+    def desired_by_cluster(self, manifests: ManifestSet) -> dict[str, list[Experiment]]:
+        grouped: dict[str, list[Experiment]] = {}
+        for experiment in workloads(manifests):
+            grouped.setdefault(experiment.cluster, []).append(experiment)
+        return grouped
+
+    def plan(
+        self,
+        manifests: ManifestSet,
+        *,
+        prune: bool = False,
+        clusters: Iterable[ClusterSpec] = (),
+    ) -> list[ClusterPlan]:
+        """Connect, observe and diff every cluster the manifests (or ``clusters``) name."""
+        known = known_clusters.all_clusters(manifests.clusters)
+        problems = check_cluster_refs(manifests, known)
+        if problems:
+            raise ManifestError(problems)
+        grouped = self.desired_by_cluster(manifests)
+        for spec in clusters:
+            grouped.setdefault(spec.name, [])
+            known.setdefault(spec.name, spec)
+        plans: list[ClusterPlan] = []
+        for name in sorted(grouped):
+            spec = known[name]
+            cluster = self.cluster(spec)
+            desired = grouped[name]
+            only = None if prune else [e.name for e in desired]
+            observed = cluster.observe(experiments=only) if (prune or only) else []
+            plans.append(
+                ClusterPlan(spec, cluster, desired, observed, diff(desired, observed, prune=prune))
+            )
+        return plans
+
+    def apply(self, plans: Sequence[ClusterPlan]) -> None:
+        for item in plans:
+            if not item.plan.empty:
+                item.cluster.apply(item.plan, item.desired)
+
+    def wait(
+        self,
+        plans: Sequence[ClusterPlan],
+        *,
+        timeout: float,
+        interval: float = 0.2,
+        on_progress: Callable[[list[ObservedProcess]], None] | None = None,
+    ) -> list[ObservedProcess]:
+        """Until every desired process runs (or finished as its policy allows).
+
+        Raises :class:`OperationFailed` on a crash loop, a failed start or the timeout.
+        """
+        deadline = self.clock() + timeout
+        while True:
+            observed, pending, failed = self._progress(plans)
+            if on_progress is not None:
+                on_progress(observed)
+            if failed:
+                raise OperationFailed(failed)
+            if not pending:
+                return observed
+            if self.clock() >= deadline:
+                names = ", ".join(sorted(pending)[:10])
+                more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+                raise OperationFailed(f"timed out after {timeout:g}s waiting for: {names}{more}")
+            self.sleep(interval)
+
+    def _progress(
+        self, plans: Sequence[ClusterPlan]
+    ) -> tuple[list[ObservedProcess], list[str], list[str]]:
+        observed_all: list[ObservedProcess] = []
+        pending: list[str] = []
+        failed: list[str] = []
+        for item in plans:
+            names = [e.name for e in item.desired]
+            if not names:
+                continue
+            observed = item.cluster.observe(experiments=names)
+            observed_all.extend(observed)
+            live = {(o.experiment, o.key): o for o in observed}
+            for experiment in item.desired:
+                for process in experiment.processes:
+                    label = f"{experiment.name}/{process.key}"
+                    current = live.get((experiment.name, process.key))
+                    if current is None or current.spec_hash != process.spec_hash():
+                        pending.append(label)
+                        continue
+                    verdict = settled(current, process.restart_policy.type)
+                    if verdict is None:
+                        pending.append(label)
+                    elif verdict:
+                        failed.append(
+                            f"{label}: {current.state}{': ' + current.reason if current.reason else ''}"
+                        )
+        return observed_all, pending, failed
+
+
+def settled(observed: ObservedProcess, policy: RestartType) -> str | None:
+    """None while still converging; "" when done; a reason when it failed for good."""
+    state = observed.state
+    if state is ProcessState.RUNNING or state is ProcessState.COMPLETED:
+        return ""
+    if state is ProcessState.CRASH_LOOP:
+        return "crash-loop"
+    if state is ProcessState.EXITED:
+        # Finished as its policy allows: `never` runs once; anything else gave up restarting.
+        return "" if policy is RestartType.NEVER else f"exited: {observed.exit_code}"
+    return None
+
+
+def workloads(manifests: ManifestSet) -> list[Experiment]:
+    """Experiments plus Deployments lowered to experiments (for process-level clusters)."""
+    names = {e.name for e in manifests.experiments}
+    clash = [d for d in manifests.deployments if d.name in names]
+    if clash:
+        d = clash[0]
+        raise ManifestError(
+            f"{d.source}: Deployment {d.name!r} has the same name as an Experiment; names must differ"
+        )
+    return [*manifests.experiments, *(deployment_as_experiment(d) for d in manifests.deployments)]
