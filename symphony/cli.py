@@ -35,6 +35,10 @@ COMMANDS: dict[str, str] = {
     "scp": "symphony.commands.access:scp",
     "schedule": "symphony.commands.schedule:schedule",
     "render": "symphony.commands.render:render",
+    "certs": "symphony.commands.certs:certs",
+    "conductor": "symphony.commands.daemons:conductor",
+    "node": "symphony.commands.daemons:node",
+    "nodes": "symphony.commands.daemons:nodes",
 }
 
 ALIASES: dict[str, str] = {
