@@ -1062,7 +1062,7 @@ def _write_atomic(path: str, text: str) -> None:
 _launched: dict[int, subprocess.Popen[bytes]] = {}  # ours to reap, so is_alive sees no zombies
 
 
-def read_state(path: str) -> dict[str, object] | None:
+def read_state(path: str) -> dict[str, Any] | None:
     """The state file as a dict; None when it is missing, unreadable or not a JSON object."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -1097,11 +1097,11 @@ def is_alive(pid: object) -> bool:
     return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
-def is_final(state: dict[str, object] | None) -> bool:
+def is_final(state: dict[str, Any] | None) -> bool:
     return state is not None and state.get("state") in FINAL_STATES
 
 
-def stop(state_path: str, *, timeout: float | None = None) -> dict[str, object] | None:
+def stop(state_path: str, *, timeout: float | None = None) -> dict[str, Any] | None:
     """Ask the supervisor behind ``state_path`` to stop, wait, and return the final state.
 
     SIGTERM goes to the supervisor, which stops its child (SIGTERM, then SIGKILL after
