@@ -182,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     try:
-        cli.main(args=args, prog_name="symphony", obj=g, standalone_mode=False)
+        code = cli.main(args=args, prog_name="symphony", obj=g, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         for line in exc.lines():
             click.echo(line, err=True)
@@ -207,4 +209,7 @@ def globals_of(ctx: click.Context) -> Globals:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the imported module so commands share its Globals class.
+    from symphony.cli import main as _main
+
+    _main()
