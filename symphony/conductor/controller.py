@@ -82,7 +82,7 @@ class Conductor:
                 continue
             dep = self.store.get_deployment(job.deployment_id)
             if job.node_id in self.nodes and dep is not None:
-                self.placer.reserve(job.job_id, job.node_id, _requests(dep))
+                self.placer.reserve(job.job_id, job.node_id, _requests(dep), workload=dep.id)
             else:  # its node was lost before we went down
                 self.store.put_job(job.with_(node_id=None, reason=f"node {job.node_id} was lost"))
         self.store.add_event("conductor-started", f"conductor started; {len(self.nodes)} known nodes")
@@ -243,7 +243,7 @@ class Conductor:
                 if job.node_id is None and job.epoch == st.epoch and dep.spec.get("desired_state") != "stopped":
                     reqs = _requests(dep)
                     if self.placer.fits(node_id, reqs, node_group=dep.spec.get("node_group")):
-                        self.placer.reserve(job.job_id, node_id, reqs)
+                        self.placer.reserve(job.job_id, node_id, reqs, workload=dep.id)
                         job = job.with_(node_id=node_id, reason="")
                         self.store.put_job(job)
                         self.store.add_event("adopted", f"{job.job_id} re-adopted on {node_id}",

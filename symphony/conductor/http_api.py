@@ -111,6 +111,15 @@ async def get_deployment(dep_id: str, request: Request) -> dict[str, Any]:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
 
 
+@deployments.get("/{dep_id}/logs")
+async def deployment_logs(dep_id: str, request: Request, tail: int = 200) -> dict[str, Any]:
+    """Recent output lines the nodes streamed (kept in memory, newest last)."""
+    try:
+        return {"id": dep_id, "lines": conductor_of(request).recent_logs(dep_id, tail=tail)}
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+
 @deployments.patch("/{dep_id}")
 async def patch_deployment(dep_id: str, request: Request) -> Any:
     """Merge the body's fields into the deployment's spec (e.g. ``{"desired_state": "stopped"}``)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from symphony.scheduler import ClusterState, Node, Placement, Request
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -20,79 +22,80 @@ class Decision:
 
 
 class Placer:
-    """Wraps :mod:`symphony.scheduler` (wired in :func:`_make_state`)."""
+    """The conductor's long-lived :class:`symphony.scheduler.ClusterState`, keyed by job id.
+
+    Requests are ``(workload=deployment id, process=job id)``.
+    """
 
     def __init__(self, *, strategy: str = "binpack") -> None:
-        self.strategy = strategy
-        self.nodes: dict[str, tuple[tuple[str, ...], dict[str, float], bool]] = {}
-        self.held: dict[str, tuple[str, dict[str, float]]] = {}  # job -> (node, requests)
-        self._used: dict[str, dict[str, float]] = {}  # node -> class -> sum of held requests
+        self.state = ClusterState(strategy=strategy)
+        self.held: dict[str, Placement] = {}  # job id -> its placement
 
     # ---- the picture ----
     def upsert_node(
         self, node_id: str, *, groups: tuple[str, ...], capacities: Mapping[str, float], schedulable: bool
     ) -> None:
-        self.nodes[node_id] = (tuple(groups), dict(capacities), schedulable)
+        node = Node(node_id=node_id, groups=tuple(groups), capacities_total=dict(capacities), schedulable=schedulable)
+        if self.known(node_id):
+            self.state.update_node(node)
+        else:
+            self.state.add_node(node)
+
+    def known(self, node_id: str) -> bool:
+        try:
+            self.state.node(node_id)
+        except KeyError:
+            return False
+        return True
 
     def set_schedulable(self, node_id: str, schedulable: bool) -> None:
-        if node_id in self.nodes:
-            groups, caps, _ = self.nodes[node_id]
-            self.nodes[node_id] = (groups, caps, schedulable)
+        if self.known(node_id):
+            self.state.set_schedulable(node_id, schedulable)
 
     def remove_node(self, node_id: str) -> list[str]:
         """Forget a node and release everything it held; return the released job ids."""
-        self.nodes.pop(node_id, None)
-        released = [job for job, (node, _) in self.held.items() if node == node_id]
+        if not self.known(node_id):
+            return []
+        released = [p.process for p in self.state.remove_node(node_id)]
         for job in released:
-            del self.held[job]
-        self._used.pop(node_id, None)
+            self.held.pop(job, None)
         return released
 
-    def reserve(self, job_id: str, node_id: str, requests: Mapping[str, float]) -> None:
+    def reserve(self, job_id: str, node_id: str, requests: Mapping[str, float], *, workload: str = "") -> None:
+        """Record a placement made earlier (restored or adopted), whether it fits or not."""
         self.release(job_id)
-        self.held[job_id] = (node_id, dict(requests))
-        used = self._used.setdefault(node_id, {})
-        for cls, value in requests.items():
-            used[cls] = used.get(cls, 0.0) + value
+        placement = Placement(Request(workload=workload or job_id, process=job_id,
+                                      capacity_requests=dict(requests)), node_id)
+        self.state.record(placement)
+        self.held[job_id] = placement
 
     def release(self, job_id: str) -> None:
-        held = self.held.pop(job_id, None)
-        if held is None:
-            return
-        node_id, requests = held
-        used = self._used.get(node_id, {})
-        for cls, value in requests.items():
-            used[cls] = max(0.0, used.get(cls, 0.0) - value)
+        placement = self.held.pop(job_id, None)
+        if placement is not None:
+            self.state.release(placement)
 
     def used(self, node_id: str) -> dict[str, float]:
-        return dict(self._used.get(node_id, {}))
+        return self.state.used(node_id) if self.known(node_id) else {}
 
     def fits(self, node_id: str, requests: Mapping[str, float], *, node_group: str | None) -> bool:
-        if node_id not in self.nodes:
+        if not self.known(node_id):
             return False
-        groups, caps, _ = self.nodes[node_id]
-        if node_group is not None and node_group not in groups:
+        node = self.state.node(node_id)
+        if node_group is not None and node_group not in node.groups:
             return False
-        used = self.used(node_id)
-        return all(caps.get(c, 0.0) - used.get(c, 0.0) + 1e-9 >= v for c, v in requests.items() if v > 0)
+        free = self.state.free(node_id)
+        return all(free.get(c, 0.0) + 1e-9 >= v for c, v in requests.items() if v > 0)
 
     # ---- deciding ----
     def place(
         self, job_id: str, workload: str, requests: Mapping[str, float], *, node_group: str | None
     ) -> Decision:
         """Choose a node for one replica and reserve its capacity there."""
-        from symphony.scheduler import ClusterState, Node, Request
-
-        nodes = [
-            Node(node_id=nid, groups=groups, capacities_total=caps,
-                 capacities_used=self.used(nid), schedulable=ok)
-            for nid, (groups, caps, ok) in self.nodes.items()
-        ]
-        state = ClusterState(nodes, strategy=self.strategy)
-        result = state.place([Request(workload=workload, process=job_id,
-                                      capacity_requests=dict(requests), node_group=node_group)])
+        self.release(job_id)
+        request = Request(workload=workload, process=job_id, capacity_requests=dict(requests), node_group=node_group)
+        result = self.state.place([request])
         if result.placements:
-            node_id = result.placements[0].node
-            self.reserve(job_id, node_id, requests)
-            return Decision(node_id)
+            placement = result.placements[0]
+            self.held[job_id] = placement
+            return Decision(placement.node)
         return Decision(None, result.unschedulable[0].reason if result.unschedulable else "unschedulable")
