@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,14 @@ from symphony.clusters.tmux_logs import follow as follow_file
 from symphony.clusters.tmux_logs import live_size, read_history
 from symphony.clusters.tmux_server import Command, TmuxServer
 from symphony.clusters.tmux_status import Window, observed
-from symphony.clusters.tmux_stop import DEFAULT_STOP_TIMEOUT, GRACE, Target, alive, stop_all
+from symphony.clusters.tmux_stop import (
+    DEFAULT_STOP_TIMEOUT,
+    GRACE,
+    Target,
+    alive,
+    stop_all,
+    wait_gone,
+)
 from symphony.environment import process_environment
 from symphony.errors import OperationFailed, UserError
 from symphony.home import state_home, tmux_socket_name
@@ -226,6 +234,12 @@ class TmuxCluster:
             units.append(self._create(process, argv, experiments, ports, existing))
         units.extend(self._delete_units(plan, windows))
         result = self.server.batch(units)
+        if not result.ok:  # tmux skipped the rest of a failed chunk: kills are safe to retry
+            self.server.batch(
+                [["kill-window", "-t", w.window_id]]
+                for w in self.windows()
+                if (w.session, w.key) in {(o.experiment, o.key) for o in plan.delete}
+            )
         for gone in plan.delete:
             self.folder(gone.experiment).process(gone.key).clear(keep_log=True)
         if not result.ok:
@@ -559,39 +573,55 @@ def shutdown_server(
     process group), then the server is killed, then any descendant or any child
     recorded in a state file under ``state_root`` that is still alive gets SIGKILL.
     """
+    import shutil
+
     import psutil
 
-    server = TmuxServer(socket_name)
-    pids = [
-        int(r[0]) for r in server.rows("list-panes", ("pane_pid", "pane_dead"), "-a") if r[1] != "1"
-    ]
+    binary = shutil.which("tmux")
+    if binary is None:
+        return  # no tmux, no server
+    server = TmuxServer(socket_name, binary=binary)
+    panes = server.rows("list-panes", ("pane_pid", "pane_dead", KEY), "-a")
+    live = [(int(pid), bool(key)) for pid, dead, key in panes if dead != "1" and pid.isdigit()]
     procs: list[psutil.Process] = []
-    for pid in pids:
+    for pid, _ in live:
         try:
             procs.extend(psutil.Process(pid).children(recursive=True))
         except psutil.Error:
             continue
-    stop_all([Target(pid) for pid in pids], timeout=timeout)
+    # supervisors stop their children gracefully; other panes (shells) get the server's SIGHUP
+    stop_all([Target(pid) for pid, managed in live if managed], timeout=timeout)
     server.kill()
     if state_root is not None and state_root.is_dir():
-        for path in state_root.rglob("*.state.json"):
-            state = read_json(path)
-            if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
-                continue
-            try:
-                proc = psutil.Process(state["pid"])
-                started = state.get("started_at")
-                if isinstance(started, int | float) and abs(proc.create_time() - started) < 5:
-                    procs.append(proc)
-            except psutil.Error:
-                continue
-    _, survivors = psutil.wait_procs(procs, timeout=0.5)
-    for proc in survivors:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, 9)
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(survivors, timeout=2)
+        procs.extend(_recorded_children(state_root))
+    pids = {p.pid for p in procs}
+    if not wait_gone(pids, timeout=0.5):
+        for pid in pids:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        wait_gone(pids, timeout=2.0)
+
+
+def _recorded_children(state_root: Path) -> list[Any]:
+    """Children named in state files that still run (same start time: not a reused pid)."""
+    import psutil
+
+    found = []
+    for path in state_root.rglob("*.state.json"):
+        state = read_json(path)
+        if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+            continue
+        started = state.get("started_at")
+        try:
+            proc = psutil.Process(state["pid"])
+            if isinstance(started, int | float) and abs(proc.create_time() - started) < 5:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _labels(raw: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # the supervisor's own stop_timeout plus slack for it to report "stopped"
@@ -69,7 +69,8 @@ def kill_groups(pids: Iterable[int]) -> None:
         _kill_group(pid)
 
 
-def wait_gone(pids: Mapping[int, object] | Iterable[int], *, timeout: float) -> bool:
+def wait_gone(pids: Iterable[int], *, timeout: float) -> bool:
+    """Wait until none of ``pids`` runs (zombies count as gone); True if they all went."""
     remaining = set(pids)
     deadline = time.monotonic() + timeout
     while remaining and time.monotonic() < deadline:
