@@ -228,7 +228,7 @@ class Cluster:
         self, *experiments: ExperimentSpec, wait: bool = False, timeout: float = 60.0
     ) -> None:
         """Converge the cluster to these experiments, like ``symphony apply``."""
-        from symphony.commands.apply import apply_manifests
+        from symphony.reconciler import apply_manifests
         from symphony.reconciler import Reconciler
 
         reconciler = Reconciler()

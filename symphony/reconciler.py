@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from symphony import known_clusters
+from symphony import known_clusters, workspace
 from symphony.clusters.base import Cluster, connect
 from symphony.errors import ManifestError, OperationFailed
 from symphony.lowering import deployment_as_experiment
@@ -174,3 +174,30 @@ def workloads(manifests: ManifestSet) -> list[Experiment]:
             f"{d.source}: Deployment {d.name!r} has the same name as an Experiment; names must differ"
         )
     return [*manifests.experiments, *(deployment_as_experiment(d) for d in manifests.deployments)]
+
+
+def apply_manifests(
+    manifests: ManifestSet,
+    *,
+    reconciler: Reconciler,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> list[ClusterPlan]:
+    """Plan everything, then change things (the order that keeps a bad apply harmless)."""
+    prune_clusters = []
+    if prune:
+        known = known_clusters.all_clusters(manifests.clusters)
+        used = {e.cluster for e in workloads(manifests)}
+        prune_clusters = [known[n] for n in sorted(used) if n in known]
+    plans = reconciler.plan(manifests, prune=prune, clusters=prune_clusters)
+    if dry_run:
+        return plans
+    for spec in manifests.clusters:
+        known_clusters.remember(spec)
+    reconciler.apply(plans)
+    deleted = sorted(
+        {o.experiment for p in plans for o in p.plan.delete}
+        - {e.name for p in plans for e in p.desired}
+    )
+    workspace.record_applied([e for p in plans for e in p.desired], removed=deleted)
+    return plans

@@ -7,12 +7,11 @@ from typing import Any
 
 import click
 
-from symphony import known_clusters, workspace
+from symphony import known_clusters
 from symphony.commands.common import load, make_reconciler, options, paths_option, progress_printer
 from symphony.errors import ManifestError, UserError
 from symphony.manifests import check_cluster_refs
-from symphony.model import ManifestSet
-from symphony.reconciler import ClusterPlan, Reconciler, workloads
+from symphony.reconciler import ClusterPlan, apply_manifests, workloads
 
 
 def plan_rows(plans: list[ClusterPlan]) -> list[dict[str, Any]]:
@@ -72,33 +71,6 @@ def summary(plans: list[ClusterPlan]) -> str:
         totals["delete"] += len(item.plan.delete)
         totals["unchanged"] += len(item.plan.unchanged)
     return ", ".join(f"{n} {k}" for k, n in totals.items())
-
-
-def apply_manifests(
-    manifests: ManifestSet,
-    *,
-    reconciler: Reconciler,
-    prune: bool = False,
-    dry_run: bool = False,
-) -> list[ClusterPlan]:
-    """Plan everything, then change things (the order that keeps a bad apply harmless)."""
-    prune_clusters = []
-    if prune:
-        known = known_clusters.all_clusters(manifests.clusters)
-        used = {e.cluster for e in workloads(manifests)}
-        prune_clusters = [known[n] for n in sorted(used) if n in known]
-    plans = reconciler.plan(manifests, prune=prune, clusters=prune_clusters)
-    if dry_run:
-        return plans
-    for spec in manifests.clusters:
-        known_clusters.remember(spec)
-    reconciler.apply(plans)
-    deleted = sorted(
-        {o.experiment for p in plans for o in p.plan.delete}
-        - {e.name for p in plans for e in p.desired}
-    )
-    workspace.record_applied([e for p in plans for e in p.desired], removed=deleted)
-    return plans
 
 
 @click.command()
