@@ -24,9 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symphony import supervisor as sv
+from symphony import supervision as sv
+from symphony import supervisor
 
-SUPERVISOR = str(Path(sv.__file__).resolve())
+SUPERVISOR = str(Path(supervisor.__file__).resolve())
 PY = sys.executable
 REPO = str(Path(sv.__file__).resolve().parents[1])
 
@@ -465,10 +466,10 @@ def test_backoff_schedule_in_process_with_fake_time(tmp_path: Path) -> None:
 def test_stop_requested_during_backoff_in_process(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, ["sh", "-c", "exit 4"], restart_policy=policy("on-failure", 30))
     fake = FakeTime(spec)
-    supervisor = sv.Supervisor(
-        sv.parse_spec(spec), clock=fake.clock, sleep=lambda s: supervisor.request_stop("told to")
+    sup = sv.Supervisor(
+        sv.parse_spec(spec), clock=fake.clock, sleep=lambda s: sup.request_stop("told to")
     )
-    assert supervisor.run() == 0
+    assert sup.run() == 0
     state = state_of(spec)
     assert (state["state"], state["reason"], state["last_exit_code"], state["restarts"]) == (
         "stopped",
@@ -931,23 +932,22 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
 
 
 def test_startup_imports_stay_minimal() -> None:
-    heavy = {
-        "json",
-        "re",
-        "enum",
-        "typing",
-        "subprocess",
-        "threading",
-        "ctypes",
-        "signal",
-        "contextlib",
-        "dataclasses",
-    }
+    # what the script does: its folder is sys.path[0] and it imports supervision from there
+    heavy = {"json", "re", "enum", "typing", "subprocess", "threading", "ctypes", "signal"}
+    heavy |= {"contextlib", "dataclasses", "symphony"}
     probe = (
-        f"import sys; sys.path.insert(0, {os.path.dirname(SUPERVISOR)!r}); import supervisor\n"
+        f"import sys; sys.path.insert(0, {os.path.dirname(SUPERVISOR)!r}); import supervision\n"
         f"print(sorted(m for m in sys.modules if m in {heavy!r}))"
     )
-    out = subprocess.run(
-        [PY, "-S", "-c", probe], capture_output=True, timeout=30, check=True
-    ).stdout
-    assert out.decode().strip() == "[]"
+    out = subprocess.run([PY, "-S", "-c", probe], capture_output=True, timeout=30, check=True)
+    assert out.stdout.decode().strip() == "[]"
+    assert len(Path(SUPERVISOR).read_text().splitlines()) < 80  # compiled on every start
+
+
+def test_entry_point_reexports_the_callers_api() -> None:
+    for name in supervisor.__all__:
+        assert getattr(supervisor, name) is getattr(sv, name)
+    assert {"read_state", "is_alive", "stop", "launch_detached", "write_spec", "Supervisor"} <= set(
+        supervisor.__all__
+    )
+    assert sv.SCRIPT == SUPERVISOR
