@@ -735,7 +735,7 @@ class Supervisor:
                 return 1
             try:
                 return self._loop()
-            except Exception as e:
+            except BaseException as e:  # a bug, or KeyboardInterrupt in library use
                 self._kill_group(signal.SIGKILL)
                 self._set("failed", pid=None, reason=f"supervisor error: {e!r}")
                 self._note(f"supervisor error: {e!r}")

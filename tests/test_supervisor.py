@@ -951,3 +951,33 @@ def test_entry_point_reexports_the_callers_api() -> None:
         supervisor.__all__
     )
     assert sv.SCRIPT == SUPERVISOR
+
+
+def test_orphans_are_adopted_and_reaped(tmp_path: Path) -> None:
+    pidfile = tmp_path / "orphan.pid"
+    # the subshell exits at once, so its sleep is orphaned while the main process runs on
+    spec = make_spec(tmp_path, ["sh", "-c", f"(sleep 300 & echo $! > {pidfile}); sleep 300"])
+    proc = start(tmp_path, spec)
+    wait_state(spec, "running")
+    orphan = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="orphan"))
+
+    def parent_of(pid: int) -> int:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+    wait_for(lambda: parent_of(orphan) == proc.pid, what="orphan adopted by the supervisor")
+    proc.terminate()
+    assert proc.wait(timeout=15) == 0
+    assert not Path(f"/proc/{orphan}").exists()  # killed with the group and reaped, no zombie
+
+
+def test_stop_kills_a_supervisor_that_does_not_answer(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, ["sleep", "300"])
+    proc = start(tmp_path, spec)
+    child = int(wait_state(spec, "running")["pid"])
+    proc.send_signal(signal.SIGSTOP)
+    final = sv.stop(str(spec["state_file"]), timeout=0.5)
+    assert final is not None and final["state"] == "stopped"
+    assert final["reason"] == "the supervisor did not stop in time; killed"
+    assert proc.wait(timeout=5) == -signal.SIGKILL
+    wait_for(lambda: pid_gone(child), timeout=5, what="child gone")
