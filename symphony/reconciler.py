@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from symphony import known_clusters, workspace
 from symphony.clusters.base import Cluster, connect
-from symphony.errors import ManifestError, OperationFailed
+from symphony.errors import ManifestError, OperationFailed, Problem
 from symphony.lowering import deployment_as_experiment
 from symphony.manifests import check_cluster_refs
 from symphony.model import (
@@ -112,7 +112,7 @@ class Reconciler:
             if on_progress is not None:
                 on_progress(observed)
             if failed:
-                raise OperationFailed(failed)
+                raise OperationFailed([Problem(line) for line in failed])
             if not pending:
                 return observed
             if self.clock() >= deadline:

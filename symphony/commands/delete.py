@@ -40,9 +40,8 @@ def _remove(cluster: Cluster, names: list[str], *, dry_run: bool, force: bool) -
 @click.pass_context
 def delete(ctx: click.Context, experiments: tuple[str, ...], force: bool, dry_run: bool) -> None:
     """Stop and remove experiments (the current one when none is named)."""
-    given = list(experiments) or (
-        [workspace.current_experiment()] if workspace.current_experiment() else []
-    )
+    current = workspace.current_experiment()
+    given = list(experiments) or ([current] if current else [])
     if not given:
         raise UserError("name the experiment(s) to delete")
     by_cluster: dict[str, list[str]] = {}
