@@ -135,7 +135,9 @@ def assigned_ports(experiment: Experiment) -> dict[str, int]:
             if endpoint.port is not None:
                 ports[endpoint.name] = endpoint.port
                 continue
-            digest = int(hashlib.sha256(f"{experiment.name}/{endpoint.name}".encode()).hexdigest(), 16)
+            digest = int(
+                hashlib.sha256(f"{experiment.name}/{endpoint.name}".encode()).hexdigest(), 16
+            )
             port = PORT_BASE + digest % PORT_SPAN
             while port in taken:
                 port = PORT_BASE + (port - PORT_BASE + 1) % PORT_SPAN

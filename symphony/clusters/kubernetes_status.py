@@ -90,7 +90,9 @@ def container_state(
         if phase == "Succeeded":
             return ProcessState.COMPLETED, {"exit_code": 0}
         if phase == "Failed":
-            return ProcessState.EXITED, {"reason": pod_status.get("message") or pod_status.get("reason", "")}
+            return ProcessState.EXITED, {
+                "reason": pod_status.get("message") or pod_status.get("reason", "")
+            }
         return ProcessState.PENDING, {}
     restarts = int(container.get("restartCount") or 0)
     fields: dict[str, Any] = {"restarts": restarts, "ready": bool(container.get("ready"))}

@@ -49,7 +49,7 @@ import yaml
 
 TOKEN = "emulator-token"
 NODE = "emu-node-1"
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PLURALS = {"pods": "Pod", "services": "Service"}
 QUANTITY = re.compile(r"^([0-9.]+)(m|k|Ki|M|Mi|G|Gi)?$")
 SUFFIX = {"m": 0.001, "k": 1e3, "Ki": 1024, "M": 1e6, "Mi": 1024**2, "G": 1e9, "Gi": 1024**3}
@@ -820,8 +820,11 @@ class Emulator:
                 )
 
                 def reader(stream: Any, channel: int) -> None:
-                    for chunk in iter(lambda: stream.read1(65536), b""):
-                        self._ws_send(bytes([channel]) + chunk)
+                    try:
+                        for chunk in iter(lambda: stream.read1(65536), b""):
+                            self._ws_send(bytes([channel]) + chunk)
+                    except OSError:  # the client went away
+                        pass
 
                 readers = [
                     threading.Thread(target=reader, args=(process.stdout, 1), daemon=True),
