@@ -38,7 +38,7 @@ class ConductorService(pb_grpc.ConductorServiceServicer):
         self.conductor = conductor
         self.allow_shared = allow_shared_node_cert
 
-    async def Connect(  # noqa: N802 (the gRPC method name)
+    async def Connect(
         self, request_iterator: AsyncIterator[pb.NodeToConductor], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ConductorToNode]:
         cn = peer_common_name(context)
@@ -46,7 +46,7 @@ class ConductorService(pb_grpc.ConductorServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator)), HELLO_TIMEOUT_SEC)
-        except (StopAsyncIteration, asyncio.TimeoutError):
+        except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected a NodeHello first")
         if first.WhichOneof("msg") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a NodeHello")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -162,7 +163,7 @@ class Agent:
             kind = msg.WhichOneof("msg")
             if kind == "deployment_req":
                 req = msg.deployment_req
-                self._spawn(req.job_id, msg.seq, outbox, lambda r=req: self.jobs.start(r))
+                self._spawn(req.job_id, msg.seq, outbox, functools.partial(self.jobs.start, req))
             elif kind == "deployment_update":
                 self._on_update(msg, outbox)
             elif kind in ("ack", "welcome", "deployment_logs_request"):

@@ -61,7 +61,7 @@ def credentials(settings: NodeSettings) -> grpc.ChannelCredentials:
 
 
 def open_channel(settings: NodeSettings, creds: grpc.ChannelCredentials) -> grpc.aio.Channel:
-    options = list(CHANNEL_OPTIONS)
+    options: list[tuple[str, str | int]] = list(CHANNEL_OPTIONS)
     if settings.server_name:
         options.append(("grpc.ssl_target_name_override", settings.server_name))
     return grpc.aio.secure_channel(settings.conductor_addr, creds, options=options)

@@ -109,9 +109,10 @@ class Cluster:
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
     # ---- processes ----
-    def start_conductor(self) -> Proc:
-        self.conductor = Proc([sys.executable, "-m", "symphony.cli", "conductor", "-c", str(self.config)],
-                              self.root / "conductor.log")
+    def start_conductor(self, *, seed_entry: bool = False) -> Proc:
+        """``symphony conductor -c FILE``, or the seed's ``symphony --config FILE``."""
+        args = ["--config", str(self.config)] if seed_entry else ["conductor", "-c", str(self.config)]
+        self.conductor = Proc([sys.executable, "-m", "symphony.cli", *args], self.root / "conductor.log")
         wait_for(self._healthy, timeout=30, what="conductor /healthz")
         self.http.headers["Authorization"] = f"Bearer {(self.storage / 'api-token').read_text().strip()}"
         return self.conductor

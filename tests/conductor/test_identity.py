@@ -75,7 +75,7 @@ def test_foreign_ca_spoofed_id_and_shared_cert_are_refused(cluster_factory, tmp_
 
 def test_shared_cert_allowed_when_configured(cluster_factory) -> None:
     c: Cluster = cluster_factory(allow_shared=True)
-    c.start_conductor()
+    c.start_conductor(seed_entry=True)
     shared = (c.certs / "node-client.pem", c.certs / "node-client.key")
     assert hello(c.grpc_port, c.certs / "ca.pem", *shared, "seed-node") == "welcome"
 

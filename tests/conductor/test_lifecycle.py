@@ -199,3 +199,23 @@ def test_replicas_spread_over_capacity(shared_cluster: Cluster) -> None:
     pids = [j["pid"] for j in dep["jobs"] if j["pid"]]
     c.http.delete("/deployments/multi")
     wait_for(lambda: not any(pid_alive(p) for p in pids), what="replicas stopped")
+
+
+def test_nodes_command_lists_the_conductors_nodes(shared_cluster: Cluster) -> None:
+    import json
+    import subprocess
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "symphony.cli", "nodes", "--url", shared_cluster.url,
+            "--token-file", str(shared_cluster.storage / "api-token")]
+    table = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["NODE", "STATE", "GROUPS"]
+    assert [r.split()[:3] for r in rows[:2]] == [["n1", "ready", "g"], ["n2", "ready", "g"]]
+    as_json = subprocess.run([*base, "-o", "json"], capture_output=True, text=True, env=env, timeout=60)
+    assert {n["node_id"] for n in json.loads(as_json.stdout)} >= {"n1", "n2"}
+    refused = subprocess.run([*base[:-2], "--token", "wrong"], capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 1 and "refused the API token" in refused.stderr
