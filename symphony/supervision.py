@@ -10,7 +10,7 @@ and :func:`stop` are the caller's side of that contract.
 Standard library only, and careful about imports: a local cluster starts a hundred of
 these at once. ``json``, ``signal`` and ``subprocess`` would pull in ``re``, ``enum``
 and ``threading`` (about 15 ms together), so this module uses the C modules behind
-them (``_json``, ``_signal``) and imports ``ctypes`` only when it forks a child. It
+them (``_json``, ``_signal``); ``ctypes`` (for prctl) loads only when supervising. It
 lives apart from ``supervisor.py`` because a script run as ``python supervisor.py`` is
 compiled on every start, while an imported module's bytecode is cached (~10 ms saved).
 It imports nothing from the symphony package: the script imports it as a top-level
@@ -571,11 +571,22 @@ def spawn(
     )
     if stage == "workdir":
         raise StartFailure(exit_code, f"bad workdir: {workdir}: {message}")
+    if stage == "exec" and int(code) == errno.ENOENT and _findable(command[0], env):
+        # the file is there, so exec missed its #! interpreter (bash says the same, 126)
+        raise StartFailure(EXIT_CANNOT_EXECUTE, f"cannot execute {command[0]}: bad interpreter")
     if stage == "exec" and int(code) == errno.ENOENT:
         raise StartFailure(exit_code, f"command not found: {command[0]}")
     if stage == "exec":
         raise StartFailure(exit_code, f"cannot execute {command[0]}: {message}")
     raise StartFailure(exit_code, f"cannot start {command[0]}: {message}")
+
+
+def _findable(program: str, env: dict[str, str]) -> bool:
+    """Whether ``program`` names an existing file, directly or through PATH."""
+    if "/" in program:
+        return os.path.isfile(program)
+    path = env.get("PATH", os.defpath)
+    return any(os.path.isfile(os.path.join(d or ".", program)) for d in path.split(os.pathsep))
 
 
 def _exec_child(  # pragma: no cover - runs in the forked child
@@ -643,11 +654,10 @@ def child_environment(
     return env
 
 
-_SIGNAL_NAMES = {
-    getattr(signal, name): name
-    for name in dir(signal)
-    if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT"))
-}
+_SIGNAL_NAMES: dict[int, str] = {}
+for _name in sorted(dir(signal)):  # the first of two aliases wins: SIGABRT, not SIGIOT
+    if _name.startswith("SIG") and not _name.startswith(("SIG_", "SIGRT")):
+        _SIGNAL_NAMES.setdefault(getattr(signal, _name), _name)
 
 
 def signal_name(signum: int) -> str:
@@ -1126,12 +1136,14 @@ def stop(state_path: str, *, timeout: float | None = None) -> dict[str, Any] | N
         _send(sup, signal.SIGTERM)
         while is_alive(sup) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if not is_alive(sup):
+        if is_alive(sup):
+            reason = "the supervisor did not stop in time; killed"
+            _send(sup, signal.SIGKILL)
+        else:
             state = read_state(state_path)
             if is_final(state):
                 return state
-        reason = "the supervisor did not stop in time; killed"
-        _send(sup, signal.SIGKILL)
+            reason = "the supervisor exited without a final state; its process group was killed"
     else:
         reason = "the supervisor was gone; its process group was killed"
     pid = (state or {}).get("pid")

@@ -537,6 +537,7 @@ def test_restart_policies(
         (["sh", "-c", "kill -KILL $$"], 137, "killed by SIGKILL (exit code 137)"),
         (["sh", "-c", "kill -TERM $$"], 143, "killed by SIGTERM (exit code 143)"),
         (["sh", "-c", "kill -SEGV $$"], 139, "killed by SIGSEGV (exit code 139)"),
+        (["sh", "-c", "kill -ABRT $$"], 134, "killed by SIGABRT (exit code 134)"),
     ],
 )
 def test_exit_codes_and_signal_deaths(
@@ -604,7 +605,7 @@ def test_unrunnable_commands(tmp_path: Path) -> None:
         (["no-such-command-xyz"], None, 127, "command not found: no-such-command-xyz"),
         ([str(tmp_path / "missing")], None, 127, f"command not found: {tmp_path / 'missing'}"),
         ([str(not_exec)], None, 126, f"cannot execute {not_exec}: Permission denied"),
-        ([str(no_interpreter)], None, 127, f"command not found: {no_interpreter}"),
+        ([str(no_interpreter)], None, 126, f"cannot execute {no_interpreter}: bad interpreter"),
         (
             ["true"],
             str(tmp_path / "nowhere"),
