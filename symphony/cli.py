@@ -39,6 +39,9 @@ COMMANDS: dict[str, str] = {
     "conductor": "symphony.commands.daemons:conductor",
     "node": "symphony.commands.daemons:node",
     "nodes": "symphony.commands.daemons:nodes",
+    "watch": "symphony.commands.gitops:watch",
+    "sync": "symphony.commands.gitops:sync",
+    "serve": "symphony.commands.gitops:serve",
 }
 
 ALIASES: dict[str, str] = {

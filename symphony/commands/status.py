@@ -143,6 +143,7 @@ def list_experiments(ctx: click.Context) -> None:
                     "current": name == workspace.current_experiment(),
                 }
             )
+    _add_gitops_errors(rows, records, cluster_names)
     columns = [
         ("name", "Name"),
         ("cluster", "Cluster"),
@@ -154,7 +155,43 @@ def list_experiments(ctx: click.Context) -> None:
     ]
     if any(r["revision"] for r in rows):
         columns.append(("revision", "Revision"))
+    if any(r.get("error") for r in rows):
+        columns.append(("error", "Error"))
     emit(ctx, rows, columns, empty="no experiments")
+
+
+def _add_gitops_errors(
+    rows: list[dict[str, Any]],
+    records: dict[str, workspace.AppliedRecord],
+    cluster_names: list[str],
+) -> None:
+    """A GitOps source's blocked experiment: OutOfSync with its ``FILE:LINE: message``."""
+    from symphony.gitops import store
+
+    by_name = {r["name"]: r for r in rows}
+    for name, status in sorted(store.experiments().items()):
+        record = records.get(name)
+        if not status.get("error") or (record is not None and record.source != status["source"]):
+            continue  # fine, or applied by someone else since
+        row = by_name.get(name)
+        if row is None:
+            cluster = status.get("cluster") or LOCAL_CLUSTER
+            if cluster not in cluster_names:
+                continue
+            row = {
+                "name": name,
+                "cluster": cluster,
+                "processes": 0,
+                "running": 0,
+                "health": "Missing",
+                "source": status["source"],
+                "revision": "",
+                "current": name == workspace.current_experiment(),
+            }
+            rows.append(row)
+        row["sync"] = "OutOfSync"
+        row["error"] = status["error"]
+    rows.sort(key=lambda r: (r["cluster"], r["name"]))
 
 
 @click.command("switch-experiment")
