@@ -146,7 +146,7 @@ class KubernetesCluster:
 
     def _live(self, kind: str, experiments: Sequence[str] | None) -> list[dict[str, Any]]:
         """Symphony's objects of ``kind``, without those already being deleted."""
-        objects = self.api.list(kind, render.managed_selector(experiments))
+        objects = self.api.select(kind, render.managed_selector(experiments))
         return [o for o in objects if not o["metadata"].get("deletionTimestamp")]
 
     def _changes(

@@ -79,7 +79,7 @@ class KubeApi:
         self.core = k8s.CoreV1Api(client)
 
     # --- calls -------------------------------------------------------------
-    def list(self, kind: str, selector: str) -> list[dict[str, Any]]:
+    def select(self, kind: str, selector: str) -> list[dict[str, Any]]:
         method = {
             "Pod": self.core.list_namespaced_pod,
             "Service": self.core.list_namespaced_service,

@@ -58,7 +58,9 @@ def _choose(manifests: ManifestSet, given: str | None) -> ClusterSpec:
         spec = known_clusters.resolve(given, manifests.clusters)
     else:
         kube = [c for c in manifests.clusters if c.type is ClusterType.KUBERNETES]
-        named = {x.cluster for x in (*manifests.experiments, *manifests.deployments)}
+        named = {e.cluster for e in manifests.experiments} | {
+            d.cluster for d in manifests.deployments
+        }
         if len(kube) == 1:
             spec = kube[0]
         elif len(named) == 1:

@@ -128,7 +128,7 @@ def test_unreachable_api(symphony_home, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(config))
     found = load_text(Kube(config, "default", None).cluster_manifest())
     with pytest.raises(
-        OperationFailed, match="cannot reach the Kubernetes API at http://127.0.0.1"
+        OperationFailed, match=r"cannot reach the Kubernetes API at http://127\.0\.0\.1"
     ):
         KubernetesCluster(found.clusters[0]).observe()
 

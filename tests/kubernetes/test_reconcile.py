@@ -84,8 +84,8 @@ def test_create_then_reapply_changes_nothing(kube: Kube, symphony_home, name: st
         message=lambda: str(states(kube, manifests, name)),
     )
     cluster = KubernetesCluster(manifests.clusters[0])
-    pods = cluster.api.list("Pod", f"{EXPERIMENT_LABEL}={name}")
-    services = cluster.api.list("Service", f"{EXPERIMENT_LABEL}={name}")
+    pods = cluster.api.select("Pod", f"{EXPERIMENT_LABEL}={name}")
+    services = cluster.api.select("Service", f"{EXPERIMENT_LABEL}={name}")
     assert {p["metadata"]["labels"][PROCESS_LABEL] for p in pods} == {"server", "client"}
     assert [s["metadata"]["name"] for s in services] == [service_name(name, "db")]
     for obj in (*pods, *services):
@@ -100,7 +100,7 @@ def test_create_then_reapply_changes_nothing(kube: Kube, symphony_home, name: st
     assert sorted(p.key for p in again.plan.unchanged) == ["client", "server"]
     if kube.emulator:
         assert kube.emulator.writes() == []
-    after = cluster.api.list("Pod", f"{EXPERIMENT_LABEL}={name}") + cluster.api.list(
+    after = cluster.api.select("Pod", f"{EXPERIMENT_LABEL}={name}") + cluster.api.select(
         "Service", f"{EXPERIMENT_LABEL}={name}"
     )
     assert {o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for o in after} == versions
@@ -113,7 +113,7 @@ def test_update_replaces_only_the_changed_process(kube: Kube, symphony_home, nam
     wait_for(lambda: states(kube, manifests, name).get("server") == "running", timeout=90)
     before = {
         p["metadata"]["labels"][PROCESS_LABEL]: p["metadata"]["uid"]
-        for p in cluster.api.list("Pod", f"{EXPERIMENT_LABEL}={name}")
+        for p in cluster.api.select("Pod", f"{EXPERIMENT_LABEL}={name}")
     }
 
     changed = load(
