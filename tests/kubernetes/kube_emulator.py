@@ -787,6 +787,12 @@ class Emulator:
                     self.connection.sendall(header + payload)
 
             def _ws_recv(self) -> tuple[int, bytes] | None:
+                try:
+                    return self._ws_read_frame()
+                except (OSError, ValueError):  # the connection was closed under us
+                    return None
+
+            def _ws_read_frame(self) -> tuple[int, bytes] | None:
                 head = self.rfile.read(2)
                 if len(head) < 2:
                     return None
