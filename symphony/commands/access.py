@@ -38,7 +38,6 @@ def visit(ctx: click.Context, service: str, experiment: str | None, url_only: bo
         click.echo(f"opened {url}")
     keep_alive = getattr(cluster, "wait_forwards", None)  # a port-forward lives as long as we do
     if callable(keep_alive):
-        click.echo("forwarding; press Ctrl-C to stop", err=True)
         try:
             keep_alive()
         except KeyboardInterrupt:
