@@ -555,14 +555,15 @@ def test_exit_codes_and_signal_deaths(
 
 
 def test_backoff_grows_caps_and_resets_after_a_long_run(tmp_path: Path) -> None:
-    # runs 0-4 fail at once, run 5 lasts 1.5 s (>= reset), run 6 fails at once, run 7 succeeds
+    # runs 0-4 fail at once, run 5 lasts 2.5 s (>= reset), run 6 fails at once, run 7 succeeds;
+    # "at once" only has to stay under 2 s, which a loaded machine manages
     spec = make_spec(
         tmp_path,
-        sequence(tmp_path, "1,1,1,1,1,1:1.5,1,0"),
+        sequence(tmp_path, "1,1,1,1,1,1:2.5,1,0"),
         restart_policy=policy("on-failure", 0.05),
         backoff_cap_seconds=0.4,
-        backoff_reset_seconds=1.0,
-        crash_loop_min_runtime=1.0,
+        backoff_reset_seconds=2.0,
+        crash_loop_min_runtime=2.0,
     )
     result = run(tmp_path, spec)
     assert result.rc == 0 and result.state is not None and result.state["restarts"] == 7
@@ -840,7 +841,7 @@ def test_state_file_is_always_parseable_while_restarting(tmp_path: Path) -> None
         thread.join()
     assert result.state is not None and result.state["restarts"] == 150
     assert failures == []
-    assert len(seen) > 50 and {"starting", "running", "backoff", "crash-loop"} & set(seen)
+    assert len(seen) > 20 and {"starting", "running", "backoff", "crash-loop"} & set(seen)
     assert [p.name for p in path.parent.iterdir()] == ["p.state.json"]  # no temporary files left
 
 
