@@ -11,12 +11,13 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -983,3 +984,49 @@ def test_stop_kills_a_supervisor_that_does_not_answer(tmp_path: Path) -> None:
     assert final["reason"] == "the supervisor did not stop in time; killed"
     assert proc.wait(timeout=5) == -signal.SIGKILL
     wait_for(lambda: pid_gone(child), timeout=5, what="child gone")
+
+
+PANE_CHILD = """
+import os, time
+print("tty", os.isatty(0))
+print("got", input("name? "))
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """tmux on a socket of its own, killed afterwards."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    socket = f"symphony-supervisor-test-{os.getpid()}-{tmp_path.name}"
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", socket, *args], env=env, capture_output=True, text=True, timeout=10
+        )
+
+    yield call
+    call("kill-server")
+
+
+def test_in_a_tmux_pane_input_reaches_the_child_and_ctrl_c_stops_it(
+    tmp_path: Path, tmux: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    script = tmp_path / "pane.py"
+    script.write_text(PANE_CHILD)
+    spec = make_spec(
+        tmp_path, [PY, str(script)], stdin="inherit", echo=True, restart_policy=policy("always")
+    )
+    command = f"exec {PY} -S {SUPERVISOR} {write(tmp_path, spec)}"
+    assert tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "20", command).returncode == 0
+    log = Path(str(spec["log_file"]))
+    wait_for(lambda: log.exists() and "name? " in log.read_text(), what="prompt")
+    tmux("send-keys", "-t", "t", "bob", "Enter")
+    wait_for(lambda: "got bob" in log.read_text(), what="input to reach the child")
+    assert log.read_text().startswith("tty True\nname? got bob\n")
+    assert "got bob" in tmux("capture-pane", "-p", "-t", "t").stdout  # echoed to the pane
+    tmux("send-keys", "-t", "t", "C-c")
+    final = wait_state(spec, "stopped")
+    assert final["reason"] == "stopped by SIGINT"
