@@ -177,12 +177,23 @@ _POLICY_KEYS = frozenset({"type", "backoff_seconds", "max_restarts"})
 
 
 class Spec:
-    """A validated SPEC.json; build it with :func:`parse_spec` or :func:`load_spec`."""
+    """A validated SPEC.json; build it with :func:`parse_spec` or :func:`load_spec`.
+
+    Fields (defaults in brackets): ``command`` argv, exec'd directly; ``env`` overlaid
+    on the supervisor's environment, a null value unsets [{}]; ``workdir`` [inherited];
+    ``stdin`` "inherit" | "null" ["inherit"]; ``restart_policy`` {type never |
+    on-failure | always ["never"], backoff_seconds [5], max_restarts, 0 = unlimited
+    [0]}; ``restart_window_seconds``, 0 = lifetime [0]; ``log_file``, ``state_file``
+    [none]; ``echo`` [false]; ``stop_timeout`` [10]; ``log_max_bytes``, 0 = never
+    rotate [0]; ``log_backups`` [3]; ``backoff_cap_seconds`` [300];
+    ``backoff_reset_seconds`` [60]; ``crash_loop_min_runtime`` [10]; ``meta``, copied
+    into the state [{}]. Unknown fields are an error.
+    """
 
     __slots__ = (
         "backoff_cap", "backoff_reset", "backoff_seconds", "command", "crash_loop_min_runtime",
         "echo", "env", "log_backups", "log_file", "log_max_bytes", "max_restarts", "meta",
-        "raw", "restart", "restart_window", "state_file", "stdin", "stop_timeout", "workdir",
+        "restart", "restart_window", "state_file", "stdin", "stop_timeout", "workdir",
     )  # fmt: skip
 
     command: list[str]
@@ -203,7 +214,6 @@ class Spec:
     log_max_bytes: int
     log_backups: int
     meta: object
-    raw: dict[str, object]
 
 
 def parse_spec(data: object) -> Spec:
@@ -214,7 +224,6 @@ def parse_spec(data: object) -> Spec:
     if unknown:
         raise SpecError(f"unknown field(s): {', '.join(unknown)}")
     spec = Spec()
-    spec.raw = data
     command = data.get("command")
     if not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):
         raise SpecError("command: must be a non-empty list of strings")
@@ -673,6 +682,12 @@ def describe_exit(exit_code: int, signum: int | None = None) -> str:
 # -- the supervisor -----------------------------------------------------------------
 class Supervisor:
     """Runs ``spec.command`` until its restart policy says stop, or until told to stop.
+
+    Each transition rewrites the state file (``self.state``): state, supervisor_pid,
+    pid, restarts, last_exit_code (a signal death is 128+signum), started_at,
+    first_started_at, finished_at, next_restart_at, updated_at, reason (always a
+    string, "" when there is nothing to say), history (the last 20 runs) and meta.
+    When the main process exits, whatever is left of its process group is stopped too.
 
     ``clock`` stamps the state file and measures runs (the restart math); ``sleep``
     waits out a backoff. Both are injectable so tests can replay long schedules
