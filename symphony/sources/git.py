@@ -75,14 +75,18 @@ class GitSource:
         try:
             return str(self._git().git.execute(["git", *args]))
         except git.GitCommandError as exc:
-            raise OperationFailed(f"git {args[0]} {self.repo}: {_last_line(exc.stderr)}") from None
+            raise OperationFailed(
+                f"git {args[0]} {self.repo}: {_first_error(exc.stderr)}"
+            ) from None
 
     def default_branch(self) -> str:
         out = self._run("ls-remote", "--symref", "origin", "HEAD")
         for line in out.splitlines():
             if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
                 return line[len("ref: refs/heads/") : -len("\tHEAD")]
-        raise OperationFailed(f"git {self.repo}: cannot tell its default branch; pass a branch")
+        raise OperationFailed(
+            f"git {self.repo}: no default branch (an empty repository?); pass a branch"
+        )
 
     def fetch(self) -> str:
         """Fetch the branch; return its newest commit."""
@@ -181,7 +185,15 @@ def _clean_subpath(path: str) -> str:
     return "/".join(parts) or "."
 
 
-def _last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    line = lines[-1] if lines else "failed"
-    return line.removeprefix("stderr: ").strip("'").removeprefix("fatal: ")
+def _first_error(text: str | None) -> str:
+    """The first ``fatal:``/``error:`` line of git's stderr (the cause, not the advice)."""
+    lines = [
+        line.strip().removeprefix("stderr: ").strip("'").strip()
+        for line in (text or "").splitlines()
+    ]
+    lines = [line for line in lines if line]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
+    return lines[0] if lines else "failed"

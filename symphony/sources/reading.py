@@ -44,7 +44,7 @@ def sections(text: str) -> list[tuple[int, str]]:
             out.append((start, "".join(lines[start:i])))
             start = i
     out.append((start, "".join(lines[start:])))
-    return [(s, body) for s, body in out if body.strip()]
+    return [(s, body) for s, body in out if body.removeprefix("---").strip()]
 
 
 def guess_identity(text: str) -> tuple[str | None, str | None]:
