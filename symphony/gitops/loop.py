@@ -53,19 +53,27 @@ class Loop:
     def wake(self) -> None:
         self.wakeup.set()
 
-    def trigger(self, *, kind: str | None = None, source: str | None = None) -> list[str]:
-        """Run a pass of these sources at once (a webhook); returns their ids."""
+    def trigger(
+        self, *, kind: str | None = None, source: str | None = None, reason: str = "hook"
+    ) -> list[str]:
+        """Run a pass of these sources at once (a webhook, a watcher); returns their ids."""
         hit = []
         with self._lock:
             for runner, sched in zip(self.runners, self.schedules, strict=True):
                 if (kind is None or runner.source.kind == kind) and (
                     source is None or runner.id == source
                 ):
-                    sched.triggered = sched.triggered or "hook"
+                    sched.triggered = sched.triggered or reason
                     hit.append(runner.id)
         if hit:
             self.wake()
         return hit
+
+    def _notifier(self, source: str) -> Callable[[], None]:
+        def changed() -> None:
+            self.trigger(source=source, reason="change")
+
+        return changed
 
     def backoff(self, failures: int) -> float:
         return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1)))
@@ -128,10 +136,14 @@ class Loop:
                 times += [sched.next_poll, sched.next_resync]
         return max(0.0, min(times) - now) if times else 1.0
 
+    def start(self) -> None:
+        """Let sources that notice changes themselves (watchers) trigger their passes."""
+        for runner in self.runners:
+            runner.source.start(self._notifier(runner.id))
+
     def run(self, stop: threading.Event) -> None:
         """Until ``stop`` is set (a signal handler sets it and calls :meth:`wake`)."""
-        for runner in self.runners:
-            runner.source.start(self.wake)
+        self.start()
         try:
             while not stop.is_set():
                 self.wakeup.clear()

@@ -60,6 +60,7 @@ class MemorySource:
     fail: str | None = None
     polls: int = 0
     _seen: dict[str, str] | None = None
+    notify: Callable[[], None] | None = None
 
     def poll(self) -> bool:
         self.polls += 1
@@ -74,7 +75,7 @@ class MemorySource:
         return build_snapshot(FileText(n, t, "/tmp") for n, t in self.files.items())
 
     def start(self, wake: Callable[[], None]) -> None:
-        pass
+        self.notify = wake
 
     def close(self) -> None:
         pass

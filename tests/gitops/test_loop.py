@@ -103,6 +103,21 @@ def test_a_hook_runs_a_pass_at_once(setup) -> None:  # type: ignore[no-untyped-d
     assert made["local"].applied[-1].update[0].key == "p"
 
 
+def test_a_watcher_notification_runs_a_pass_without_waiting_for_a_poll(setup) -> None:  # type: ignore[no-untyped-def]
+    source, loop, made, _clock = setup
+    source.interval = 600
+    loop.start()
+    loop.step()
+    source.files["a.yaml"] = experiment("a", {"p": "sleep 5"})
+    assert source.notify is not None
+    source.notify()  # from the watcher's thread
+    assert loop.wakeup.is_set() and loop.next_delay() == 0
+    loop.step()
+    assert made["local"].applied[-1].update[0].key == "p"
+    status = store.read(source.id)
+    assert status is not None and status["experiments"]["a"]["history"][0]["reason"] == "change"
+
+
 def test_prunes_what_it_owns_and_nothing_else(setup) -> None:  # type: ignore[no-untyped-def]
     source, loop, made, clock = setup
     loop.step()
