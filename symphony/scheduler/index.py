@@ -1,110 +1,206 @@
-"""Indexes of nodes by free capacity, one per node group, so a placement scans few nodes.
+"""Indexes of nodes by free capacity, one per node group, so a placement visits few nodes.
 
-For every class, a group's index keeps its schedulable nodes in a list sorted by
-``(free, tie-break, slot)``. To place a request it bisects, in every requested
-class, to the first node with enough free, takes the class with the fewest such
-nodes (the most constraining one), and walks that list from the tightest node
-(binpack) or the freest one (spread), checking the other classes, until it has
-``limit`` feasible candidates — Nomad's limit iterator — which the score
-function ranks. Updating a node moves one key per changed class (bisect + insort).
+A group's index lays its schedulable nodes out on the leaves of a segment tree
+and keeps, per class, the largest free capacity under every inner node. Looking
+for nodes that can hold a request descends only into subtrees whose maxima
+cover the request in *every* requested class; a subtree that fails one class is
+skipped whole, however many nodes it holds, so the full nodes of a packed
+cluster cost nothing. Leaves are checked exactly, so no feasible node is missed.
+
+- binpack walks leaves left to right (first fit over a stable node order, which
+  keeps work on the nodes already in use) and the score function picks the best
+  of the first ``limit`` feasible ones;
+- spread walks best-first by the largest free capacity of the request's
+  dominant class, so the freest feasible nodes come first.
+
+Changing a node's free capacity updates one leaf and its ancestors (stopping as
+soon as a maximum does not change): ``O(log n)`` per class.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import heapq
 from collections.abc import Iterable
 
 from symphony.scheduler.feasibility import EPS
 from symphony.scheduler.objects import Node, Placement, Strategy
 from symphony.scheduler.scores import ScoreFn
 
-Key = tuple[float, int, int]
-"""``(free, tie-break, slot index)``: unique per node and class, ordered tightest first."""
-
 Items = tuple[tuple[str, float], ...]
+ABSENT = float("-inf")  # the free capacity of an empty leaf, or of a class a node lacks
 
 
 class Slot:
     """A node inside a :class:`ClusterState`: its free capacity and what it runs."""
 
-    __slots__ = ("free", "idx", "indexes", "keys", "node", "placements", "tb", "total")
+    __slots__ = ("free", "idx", "indexes", "inverse", "node", "placements", "tb", "total")
 
     def __init__(self, node: Node, *, idx: int, tb: int) -> None:
         self.node = node
         self.idx = idx
         self.tb = tb
         self.total: dict[str, float] = dict(node.capacities_total)
+        self.inverse = {c: 1.0 / t if t > 0 else 0.0 for c, t in self.total.items()}
         self.free: dict[str, float] = {
             c: t - node.capacities_used.get(c, 0.0) for c, t in self.total.items()
         }
-        self.keys: dict[str, Key] = {c: (f, tb, idx) for c, f in self.free.items()}
         self.indexes: list[GroupIndex] = []
         self.placements: dict[tuple[str, str], Placement] = {}
 
     def utilisation_after(self, items: Items) -> list[float]:
         """Free fraction per requested class after placing ``items`` (all declared classes if none)."""
-        free, total = self.free, self.total
+        free, inverse = self.free, self.inverse
         if not items:
-            return [free[c] / t if t > 0 else 0.0 for c, t in total.items()]
-        return [(free[c] - r) / total[c] if total.get(c, 0.0) > 0 else 0.0 for c, r in items]
+            return [free[c] * inv for c, inv in inverse.items()]
+        return [(free[c] - r) * inverse[c] for c, r in items]  # candidates declare every class
 
 
 class GroupIndex:
     """The schedulable nodes of one group (or of the whole cluster), indexed by free capacity."""
 
-    __slots__ = ("_largest", "by_class", "group", "members", "order")
+    __slots__ = (
+        "_largest",
+        "at",
+        "group",
+        "members",
+        "position",
+        "size",
+        "spare",
+        "trees",
+        "vacant",
+        "weights",
+    )
 
     def __init__(self, group: str | None, slots: Iterable[Slot] = ()) -> None:
         self.group = group
         self.members: dict[int, Slot] = {}
-        self.by_class: dict[str, list[Key]] = {}
-        self.order: list[tuple[int, int]] = []  # (tie-break, slot): for requests of no class
+        self.position: dict[int, int] = {}  # slot idx -> leaf
+        self.vacant: list[int] = []  # a heap of free leaves, reused lowest first
         self._largest: dict[str, float] | None = None
-        for slot in slots:  # bulk build: append, then sort once
-            self.members[slot.idx] = slot
-            slot.indexes.append(self)
-            for c, key in slot.keys.items():
-                self.by_class.setdefault(c, []).append(key)
-            self.order.append((slot.tb, slot.idx))
-        for keys in self.by_class.values():
-            keys.sort()
-        self.order.sort()
+        chosen = list(slots)
+        self.size = 1
+        while self.size < max(len(chosen), 1):
+            self.size *= 2
+        self.at: list[Slot | None] = [None] * self.size
+        self.trees: dict[str, list[float]] = {}
+        # Σ weight·max(free, 0) over a node's classes: no node can hold a request that
+        # exceeds it in the same weighted sum, so a subtree whose maximum falls short is
+        # skipped even when each class alone has room somewhere in it. Any fixed positive
+        # weights keep this exact; 1/largest total balances the classes.
+        self.weights: dict[str, float] = {}
+        for slot in chosen:
+            for c, t in slot.total.items():
+                self.weights[c] = max(self.weights.get(c, 0.0), t)
+        self.weights = {c: 1.0 / t if t > 0 else 1.0 for c, t in self.weights.items()}
+        self.spare: list[float] = [ABSENT] * (2 * self.size)
+        for leaf, slot in enumerate(chosen):
+            self._attach(slot, leaf)
+        for tree in (*self.trees.values(), self.spare):
+            self._rebuild(tree)
 
     def __len__(self) -> int:
         return len(self.members)
 
+    # ---------------------------------------------------------------- upkeep
+
     def add(self, slot: Slot) -> None:
-        self.members[slot.idx] = slot
-        slot.indexes.append(self)
-        for c, key in slot.keys.items():
-            insort(self.by_class.setdefault(c, []), key)
-        insort(self.order, (slot.tb, slot.idx))
+        if self.vacant:
+            leaf = heapq.heappop(self.vacant)
+        else:
+            leaf = len(self.position)
+            if leaf >= self.size:
+                self._grow()
+        self._attach(slot, leaf)
+        self.update(slot, slot.free)
         self._largest = None
 
     def discard(self, slot: Slot) -> None:
         if self.members.pop(slot.idx, None) is None:
             return
         slot.indexes.remove(self)
-        for c, key in slot.keys.items():
-            keys = self.by_class[c]
-            del keys[bisect_left(keys, key)]
-            if not keys:
-                del self.by_class[c]
-        del self.order[bisect_left(self.order, (slot.tb, slot.idx))]
+        leaf = self.position[slot.idx]
+        for c in slot.free:
+            self._set(self.trees[c], leaf, ABSENT)
+        self._set(self.spare, leaf, ABSENT)
+        del self.position[slot.idx]
+        self.at[leaf] = None
+        heapq.heappush(self.vacant, leaf)
         self._largest = None
 
-    def move(self, cls: str, old: Key, new: Key) -> None:
-        """A member's free capacity in ``cls`` changed from ``old`` to ``new``."""
-        keys = self.by_class[cls]
-        del keys[bisect_left(keys, old)]
-        insort(keys, new)
+    def update(self, slot: Slot, classes: Iterable[str]) -> None:
+        """A member's free capacity changed in ``classes`` (read from ``slot.free``)."""
+        leaf, free, trees = self.position[slot.idx], slot.free, self.trees
+        for c in classes:
+            self._set(trees[c], leaf, free[c])
+        self._set(self.spare, leaf, self._spare_of(slot))
+
+    def _spare_of(self, slot: Slot) -> float:
+        weights = self.weights
+        return sum(weights[c] * f for c, f in slot.free.items() if f > 0)
+
+    def _attach(self, slot: Slot, leaf: int) -> None:
+        self.members[slot.idx] = slot
+        self.position[slot.idx] = leaf
+        self.at[leaf] = slot
+        slot.indexes.append(self)
+        for c, value in slot.free.items():
+            tree = self.trees.get(c)
+            if tree is None:
+                tree = self.trees[c] = [ABSENT] * (2 * self.size)
+                if c not in self.weights:
+                    t = slot.total[c]
+                    self.weights[c] = 1.0 / t if t > 0 else 1.0
+            tree[self.size + leaf] = value
+        self.spare[self.size + leaf] = self._spare_of(slot)
+
+    def _set(self, tree: list[float], leaf: int, value: float) -> None:
+        i = self.size + leaf
+        tree[i] = value
+        i >>= 1
+        while i:
+            a, b = tree[2 * i], tree[2 * i + 1]
+            m = a if a > b else b
+            if tree[i] == m:
+                break
+            tree[i] = m
+            i >>= 1
+
+    def _rebuild(self, tree: list[float]) -> None:
+        for i in range(self.size - 1, 0, -1):
+            a, b = tree[2 * i], tree[2 * i + 1]
+            tree[i] = a if a > b else b
+
+    def _grow(self) -> None:
+        old = self.size
+        self.size *= 2
+        self.at.extend([None] * old)
+
+        def grown(tree: list[float]) -> list[float]:
+            bigger = [ABSENT] * (2 * self.size)
+            bigger[self.size : self.size + old] = tree[old : 2 * old]
+            self._rebuild(bigger)
+            return bigger
+
+        self.trees = {c: grown(tree) for c, tree in self.trees.items()}
+        self.spare = grown(self.spare)
+
+    # --------------------------------------------------------------- queries
 
     def most_free(self, cls: str) -> tuple[float, Slot] | None:
-        keys = self.by_class.get(cls)
-        if not keys:
+        """The largest free capacity of ``cls`` on a member, and that member."""
+        tree = self.trees.get(cls)
+        if tree is None or tree[1] == ABSENT:
             return None
-        free, _, idx = keys[-1]
-        return free, self.members[idx]
+        i, top = 1, tree[1]
+        while i < self.size:
+            i = 2 * i if tree[2 * i] == top else 2 * i + 1
+        slot = self.at[i - self.size]
+        assert slot is not None
+        return top, slot
+
+    def declares(self, cls: str) -> bool:
+        """Some member declares ``cls``."""
+        return any(cls in s.total for s in self.members.values())
 
     def largest(self, cls: str) -> float:
         """The largest total of ``cls`` on any member (what an idle node could hold)."""
@@ -120,50 +216,81 @@ class GroupIndex:
     def candidates(self, items: Items, strategy: Strategy, limit: int) -> list[Slot]:
         """Up to ``limit`` feasible members, best first by the strategy's walking order."""
         if not items:
-            members = self.members
-            return [members[i] for _, i in self.order[:limit]]
-        keys: list[Key] | None = None
-        start = 0
-        fitting = -1
-        for c, r in items:  # the most constraining class: fewest nodes with enough free
-            ks = self.by_class.get(c)
-            if ks is None:
+            return [s for s in self.at if s is not None][:limit]
+        need: list[tuple[list[float], float]] = []
+        spare = 0.0
+        for c, r in items:
+            tree = self.trees.get(c)
+            if tree is None or tree[1] + EPS < r:
                 return []
-            pos = bisect_left(ks, (r - EPS,))
-            n = len(ks) - pos
-            if n == 0:
-                return []
-            if keys is None or n < fitting:
-                keys, start, fitting = ks, pos, n
-        assert keys is not None
-        walk = (
-            range(start, len(keys))
-            if strategy is Strategy.BINPACK
-            else range(len(keys) - 1, start - 1, -1)
-        )
-        members = self.members
+            need.append((tree, r - EPS))
+            spare += self.weights[c] * r
+        if strategy is Strategy.BINPACK:
+            if len(need) > 1:  # the weighted sum first: it prunes where classes alone do not
+                need.insert(0, (self.spare, spare * (1 - 1e-9) - EPS))
+            return self._first_fit(need, limit)
+        # spread leads with the class the request takes the largest share of
+        need.sort(key=lambda tr: -tr[1] / tr[0][1] if tr[0][1] > 0 else 0.0)
+        return self._freest_first(need, limit)
+
+    def _first_fit(self, need: list[tuple[list[float], float]], limit: int) -> list[Slot]:
+        """Feasible leaves left to right; subtrees short of any class are never entered."""
+        size, at = self.size, self.at
         found: list[Slot] = []
-        if len(items) == 1:  # everything from ``start`` on fits
-            for i in walk:
-                found.append(members[keys[i][2]])
-                if len(found) >= limit:
-                    break
-            return found
-        for i in walk:
-            slot = members[keys[i][2]]
-            free = slot.free
-            for c, r in items:
-                if free.get(c, 0.0) + EPS < r:
-                    break
-            else:
+        stack = [1]  # the root is known to pass
+        pop, push = stack.pop, stack.append
+        single = need[0] if len(need) == 1 else None
+        while stack:
+            i = pop()
+            if i >= size:
+                slot = at[i - size]
+                assert slot is not None
                 found.append(slot)
                 if len(found) >= limit:
                     break
+                continue
+            right = 2 * i + 1
+            if single is not None:  # one class: any subtree that passes holds a fit
+                tree, r = single
+                if tree[right] >= r:
+                    push(right)
+                if tree[right - 1] >= r:
+                    push(right - 1)
+                continue
+            for child in (right, right - 1):  # left pushed last: popped first
+                for tree, r in need:
+                    if tree[child] < r:
+                        break
+                else:
+                    push(child)
+        return found
+
+    def _freest_first(self, need: list[tuple[list[float], float]], limit: int) -> list[Slot]:
+        """Feasible leaves by decreasing free capacity of the lead class (``need[0]``)."""
+        size, at = self.size, self.at
+        lead = need[0][0]
+        found: list[Slot] = []
+        heap = [(-lead[1], 1)]
+        while heap:
+            _, i = heapq.heappop(heap)
+            for tree, r in need:
+                if tree[i] < r:
+                    break
+            else:
+                if i >= size:
+                    slot = at[i - size]
+                    assert slot is not None
+                    found.append(slot)
+                    if len(found) >= limit:
+                        break
+                else:
+                    heapq.heappush(heap, (-lead[2 * i], 2 * i))
+                    heapq.heappush(heap, (-lead[2 * i + 1], 2 * i + 1))
         return found
 
 
 def select(candidates: list[Slot], items: Items, score: ScoreFn) -> Slot | None:
-    """The best-scoring candidate; on a tie the earlier one (walking order, then tie-break)."""
+    """The best-scoring candidate; on a tie the earlier one (walking order)."""
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
     best = candidates[0]

@@ -90,7 +90,8 @@ class Request:
 
     def __post_init__(self) -> None:
         caps = _check_capacities("capacity_requests", self.capacity_requests)
-        object.__setattr__(self, "capacity_requests", {c: v for c, v in caps.items() if v > 0})
+        asked = {c: v for c, v in sorted(caps.items()) if v > 0}  # sorted: one shape, one key
+        object.__setattr__(self, "capacity_requests", asked)
         if self.strategy is not None:
             object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
 

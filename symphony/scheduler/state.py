@@ -29,7 +29,7 @@ from symphony.scheduler.scores import score_fn
 
 RequestKey = tuple[str, str]
 
-DEFAULT_CANDIDATES = 8
+DEFAULT_CANDIDATES = 4
 """Feasible nodes scored per request (Nomad's limit iterator): enough to pick well, few to stay fast."""
 
 
@@ -64,8 +64,11 @@ class ClusterState:
         self._placed: dict[RequestKey, Placement] = {}
         self._by_workload: dict[str, dict[RequestKey, Placement]] = {}
         self._largest: dict[str, float] | None = None  # per class, for sizing requests
+        # (group, request) shapes known not to fit; valid until capacity is freed or added
+        self._infeasible: set[tuple[str | None, Items]] = set()
         self._next_idx = 0
-        for node in nodes:
+        # the initial nodes in seeded order, so that their order in the input does not matter
+        for node in sorted(nodes, key=lambda n: (tie_break(seed, n.node_id), n.node_id)):
             self.add_node(node)
 
     # ----------------------------------------------------------------- nodes
@@ -91,6 +94,7 @@ class ClusterState:
         for g in node.groups:
             self._groups.setdefault(g, {})[node.node_id] = slot
         self._largest = None
+        self._infeasible.clear()
         if node.schedulable:
             self._index_slot(slot)
 
@@ -107,13 +111,14 @@ class ClusterState:
         slot = Slot(node, idx=old.idx, tb=old.tb)
         for p in old.placements.values():
             for c, r in p.request.capacity_requests.items():
-                slot.free[c] = slot.free.get(c, 0.0) - r
-        slot.keys = {c: (slot.free[c], slot.tb, slot.idx) for c in slot.total}
+                if c in slot.free:
+                    slot.free[c] -= r
         slot.placements = old.placements
         self._slots[node.node_id] = slot
         for g in node.groups:
             self._groups.setdefault(g, {})[node.node_id] = slot
         self._largest = None
+        self._infeasible.clear()
         if node.schedulable:
             self._index_slot(slot)
 
@@ -136,6 +141,7 @@ class ClusterState:
             return
         slot.node = replace(slot.node, schedulable=schedulable)
         if schedulable:
+            self._infeasible.clear()
             self._index_slot(slot)
         else:
             self._unindex_slot(slot)
@@ -188,6 +194,7 @@ class ClusterState:
         slot = self._slots[held.node]
         self._reserve(slot, tuple(held.request.capacity_requests.items()), -1.0)
         self._forget(held)
+        self._infeasible.clear()
         return True
 
     def release_workload(self, workload: str) -> tuple[Placement, ...]:
@@ -280,17 +287,13 @@ class ClusterState:
         return _Sizer(self._largest)
 
     def _reserve(self, slot: Slot, items: Items, sign: float) -> None:
-        free, keys, tb, idx = slot.free, slot.keys, slot.tb, slot.idx
+        free = slot.free
+        changed = [c for c, _ in items if c in free]  # record() may name undeclared classes
         for c, r in items:
-            now = free.get(c, 0.0) - sign * r
-            free[c] = now
-            old = keys.get(c)
-            if old is None:  # a class the node does not declare (only via record())
-                continue
-            new = (now, tb, idx)
-            keys[c] = new
-            for ix in slot.indexes:
-                ix.move(c, old, new)
+            if c in free:
+                free[c] -= sign * r
+        for ix in slot.indexes:
+            ix.update(slot, changed)
 
     def _remember(self, slot: Slot, placement: Placement) -> None:
         slot.placements[placement.key] = placement
@@ -310,9 +313,13 @@ class ClusterState:
     def _try(self, request: Request, strategy: Strategy) -> Placement | str:
         ix = self._index(request.node_group)
         items = tuple(request.capacity_requests.items())
+        shape = (request.node_group, items)
+        if shape in self._infeasible:  # the same ask failed and nothing was freed since
+            return self._explain(request, ix, items)
         use = strategy if request.strategy is None else request.strategy
         slot = select(ix.candidates(items, use, self._limit), items, score_fn(use))
         if slot is None:
+            self._infeasible.add(shape)
             return self._explain(request, ix, items)
         self._reserve(slot, items, 1.0)
         placement = Placement(request=request, node=slot.node.node_id)
@@ -347,10 +354,9 @@ class ClusterState:
         gang = members[0].gang or ""
         summary = reasons.gang(gang, len(members), len(members) - len(failures))
         names = ", ".join(r.process for r, _ in failures)
+        verb = "does" if len(failures) == 1 else "do"
         for r, got in tried:
-            why = (
-                f"{got}; {summary}" if isinstance(got, str) else f"{summary} (not placed: {names})"
-            )
+            why = f"{summary}: {got}" if isinstance(got, str) else f"{summary} ({names} {verb} not)"
             outcome[r.key] = Unschedulable(r, why)
 
     def _explain(self, request: Request, ix: GroupIndex, items: Items) -> str:
@@ -358,12 +364,12 @@ class ClusterState:
         if not len(ix):
             known = self._slots if group is None else self._groups.get(group, {})
             return reasons.no_nodes(group, total=len(known))
-        for c, _ in items:
-            if c not in ix.by_class:
+        tops = [ix.most_free(c) for c, _ in items]
+        for (c, _), top in zip(items, tops, strict=True):
+            if top is None:
                 return reasons.class_undeclared(c, group)
         most: list[tuple[str, float, str]] = []
-        for c, r in items:
-            top = ix.most_free(c)
+        for (c, r), top in zip(items, tops, strict=True):
             assert top is not None
             free, slot = top
             if free + EPS < r:
