@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -99,6 +100,9 @@ def watch(
     name: str | None,
 ) -> None:
     """Reconcile on every change under PATH (files or folders), plus a periodic resync."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UserError(f"{missing[0]}: no such file or folder")
     config = SourceConfig(
         type="watch", name=name, paths=paths, allow_empty=allow_empty, resync=resync
     )

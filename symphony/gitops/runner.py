@@ -10,6 +10,7 @@ source did not suddenly go empty (unless ``allow_empty``).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class SourceRunner:
         self.events: list[dict[str, Any]] = []
         self.last_pass: dict[str, Any] | None = None
         self.running = True
+        self._lock = threading.RLock()  # /status reads from another thread
         if persist:
             self._resume(store.read(self.id))
 
@@ -162,9 +164,10 @@ class SourceRunner:
             failed.update(prune_failed)
         self._record(desired, touched, failed)
         duration = self.clock() - started
-        result = self._update_states(
-            snapshot, desired, touched, failed, pruned, reason, when, duration
-        )
+        with self._lock:
+            result = self._update_states(
+                snapshot, desired, touched, failed, pruned, reason, when, duration
+            )
         self.last_good = dict(desired.workloads)  # valid, even where a cluster failed to take it
         self.last_clusters = dict(desired.clusters)
         self.last_pass = {
@@ -394,8 +397,13 @@ class SourceRunner:
         self.log(f"{self.id}: {who}{result}{' (' + detail + ')' if detail else ''}")
 
     def status(self) -> dict[str, Any]:
+        import copy
         import os
 
+        with self._lock:
+            return copy.deepcopy(self._status(os.getpid()))
+
+    def _status(self, pid: int) -> dict[str, Any]:
         return {
             "source": {
                 **self.source.describe(),
@@ -406,7 +414,7 @@ class SourceRunner:
             },
             "experiments": {n: s.to_dict() for n, s in sorted(self.experiments.items())},
             "events": self.events,
-            "pid": os.getpid(),
+            "pid": pid,
             "running": self.running,
             "updated_at": self.wall(),
         }

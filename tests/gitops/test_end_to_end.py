@@ -251,3 +251,10 @@ def test_sync_once_reports_a_bad_document_with_exit_2(
     assert set(live(tmux_cluster)) == {("b", "q")}
     missing = cli("sync", "--repo", str(tmp_path / "nowhere"), "--once")
     assert missing.returncode == 1 and "does not appear to be a git repository" in missing.stderr
+
+
+def test_watch_a_missing_path_is_exit_2(symphony_home: Path, tmp_path: Path) -> None:
+    done = cli("watch", str(tmp_path / "nowhere"))
+    assert (
+        done.returncode == 2 and done.stderr == f"{tmp_path / 'nowhere'}: no such file or folder\n"
+    )
