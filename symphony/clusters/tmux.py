@@ -62,6 +62,10 @@ from symphony.plan import Plan
 from symphony.ports import LOOPBACK, assign_ports
 
 SUPERVISOR = Path(__file__).resolve().parent.parent / "supervisor.py"
+# -S: no site (startup time); -E: the supervisor is stdlib-only and needs no PYTHON*
+# variable, and ignoring PYTHONDONTWRITEBYTECODE lets it reuse its cached bytecode (a
+# third less CPU per start). The child still gets the whole environment.
+PYTHON_FLAGS = ("-S", "-E")
 NODE = "localhost"
 LOG_MAX_BYTES = 256 * 1024 * 1024  # then rotate: .log.1 … .log.N
 LOG_BACKUPS = 4
@@ -423,7 +427,7 @@ class TmuxCluster:
                 },
             },
         )
-        return [sys.executable, "-S", str(SUPERVISOR), str(files.spec)]
+        return [sys.executable, *PYTHON_FLAGS, str(SUPERVISOR), str(files.spec)]
 
     def _session_options(
         self, experiment: Experiment, ports: dict[str, int], *, target: str

@@ -2,7 +2,7 @@
 
 Never assumed: a process is "running" only when its supervisor says so and
 the pane that holds the supervisor is alive. A supervisor that died without
-writing a final state is UNKNOWN, with the reason.
+writing a final state is UNKNOWN, with the reason, and needs a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from symphony.model import ObservedProcess, ProcessState
 # the supervisor's final states (its FINAL_STATES): true even once the supervisor is gone;
 # "crash-loop" is not final: the supervisor keeps restarting with a growing backoff
 FINAL = frozenset({"exited", "completed", "stopped", "failed"})
+
+# The spec hash reported for a window whose supervisor died without a final word: nothing
+# enforces its restart policy any more, so it matches no spec and the next apply (a plan
+# "update") starts it again, as it would a window closed by hand.
+ORPHANED = ""
 
 _STATES = {
     "starting": ProcessState.PENDING,
@@ -60,9 +65,9 @@ def observed(
         if window.pane_dead:
             status = "" if window.dead_status is None else f" (status {window.dead_status})"
             return ObservedProcess(
-                **base,
+                **{**base, "spec_hash": ORPHANED},
                 state=ProcessState.UNKNOWN,
-                reason=f"supervisor exited{status} before reporting a state",
+                reason=f"supervisor exited{status} before reporting a state; apply restarts it",
             )
         return ObservedProcess(**base, state=ProcessState.PENDING, reason="starting")
 
@@ -73,12 +78,12 @@ def observed(
     reason = str(state.get("reason") or "")
     if window.pane_dead and word not in FINAL:
         return ObservedProcess(
-            **base,
+            **{**base, "spec_hash": ORPHANED},
             state=ProcessState.UNKNOWN,
             restarts=restarts,
             exit_code=exit_code,
             reason=f"supervisor (pid {window.pane_pid}) vanished while {word or 'starting'}"
-            " without a final state",
+            " without a final state; apply restarts it",
         )
     mapped = _STATES.get(word, ProcessState.UNKNOWN)
     if mapped is ProcessState.UNKNOWN:

@@ -344,6 +344,10 @@ def test_supervisor_killed_without_a_final_state_is_unknown(tmux_cluster: TmuxCl
     gone = wait_state(tmux_cluster, "p", ProcessState.UNKNOWN)
     assert "vanished" in gone.reason and not gone.ready
     wait_for(lambda: not alive(child.pid or 0), message="the child outlived its supervisor")
+    # nothing enforces its restart policy any more: re-applying restarts it in its window
+    plan = converge(tmux_cluster, experiment(proc("p", ["sleep", "300"])))
+    assert [p.key for p in plan.update] == ["p"]
+    assert wait_state(tmux_cluster, "p", ProcessState.RUNNING).pid != child.pid
 
 
 def test_window_closed_by_hand_is_missing_until_reapplied(tmux_cluster: TmuxCluster) -> None:

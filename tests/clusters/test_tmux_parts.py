@@ -34,7 +34,7 @@ def st_(state: str, **extra: Any) -> dict[str, Any]:
     ("window", "state", "expected", "ready", "exit_code", "reason"),
     [
         (ALIVE, None, ProcessState.PENDING, False, None, "starting"),
-        (DEAD, None, ProcessState.UNKNOWN, False, None, "supervisor exited (status 0) before reporting a state"),
+        (DEAD, None, ProcessState.UNKNOWN, False, None, "supervisor exited (status 0) before reporting a state; apply restarts it"),
         (ALIVE, st_("starting"), ProcessState.PENDING, False, None, ""),
         (ALIVE, st_("running", started_at=5.0), ProcessState.RUNNING, True, None, ""),
         (ALIVE, st_("backoff", last_exit_code=3), ProcessState.BACKOFF, False, 3, ""),
@@ -43,8 +43,8 @@ def st_(state: str, **extra: Any) -> dict[str, Any]:
         (DEAD, st_("completed", last_exit_code=0), ProcessState.COMPLETED, False, 0, ""),
         (DEAD, st_("stopped", last_exit_code=143), ProcessState.EXITED, False, 143, "stopped"),
         (DEAD, st_("failed", reason="bad spec: command"), ProcessState.EXITED, False, None, "bad spec: command"),
-        (DEAD, st_("running"), ProcessState.UNKNOWN, False, None, "supervisor (pid 100) vanished while running without a final state"),
-        (DEAD, st_("crash-loop"), ProcessState.UNKNOWN, False, None, "supervisor (pid 100) vanished while crash-loop without a final state"),
+        (DEAD, st_("running"), ProcessState.UNKNOWN, False, None, "supervisor (pid 100) vanished while running without a final state; apply restarts it"),
+        (DEAD, st_("crash-loop"), ProcessState.UNKNOWN, False, None, "supervisor (pid 100) vanished while crash-loop without a final state; apply restarts it"),
         (ALIVE, st_("sleeping"), ProcessState.UNKNOWN, False, None, "unknown supervisor state 'sleeping'"),
         # a state file left by an earlier supervisor in this window says nothing about this one
         (ALIVE, {**st_("completed"), "supervisor_pid": 99}, ProcessState.PENDING, False, None, "starting"),
@@ -61,13 +61,10 @@ def test_observed_state_table(
 ) -> None:
     got = observed(window, state, node="localhost")
     assert (got.state, got.ready, got.exit_code, got.reason) == (expected, ready, exit_code, reason)
-    assert (got.experiment, got.key, got.group, got.name, got.spec_hash) == (
-        "exp",
-        "g/p",
-        "g",
-        "p",
-        "h1",
-    )
+    assert (got.experiment, got.key, got.group, got.name) == ("exp", "g/p", "g", "p")
+    # an orphaned window matches no spec, so the next apply restarts it
+    orphaned = expected is ProcessState.UNKNOWN and window.pane_dead
+    assert got.spec_hash == ("" if orphaned else "h1")
 
 
 def test_running_carries_pid_start_and_restarts() -> None:
