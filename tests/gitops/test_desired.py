@@ -6,7 +6,8 @@ import pytest
 
 from symphony.gitops.desired import Desired, isolate
 from symphony.sources.reading import FileText, build_snapshot, guess_identity, sections
-from tests.gitops.helpers import dedent, experiment
+
+from .helpers import dedent, experiment
 
 A = experiment("a", {"p": "sleep 1"})
 B = experiment("b", {"q": "sleep 2"})

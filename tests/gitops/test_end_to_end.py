@@ -19,8 +19,9 @@ import pytest
 
 from symphony.clusters.tmux import TmuxCluster
 from symphony.testing import wait_for
-from tests.gitops.conftest import GitRepo
-from tests.gitops.helpers import experiment
+
+from .conftest import GitRepo
+from .helpers import experiment
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -8,8 +8,9 @@ import pytest
 
 from symphony.errors import OperationFailed
 from symphony.sources import GitSource
-from tests.gitops.conftest import GitRepo
-from tests.gitops.helpers import experiment
+
+from .conftest import GitRepo
+from .helpers import experiment
 
 A = experiment("a", {"p": "sleep 1"})
 B = experiment("b", {"q": "sleep 2"})

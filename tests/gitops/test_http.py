@@ -17,7 +17,8 @@ from symphony.gitops.http import StatusServer, authorized
 from symphony.gitops.loop import Loop
 from symphony.gitops.report import status_document
 from symphony.gitops.runner import SourceRunner
-from tests.gitops.helpers import MemorySource, experiment, recording
+
+from .helpers import MemorySource, experiment, recording
 
 SECRET = "hunter2"
 

@@ -12,7 +12,8 @@ from symphony.gitops.loop import Loop
 from symphony.gitops.runner import EMPTY_GUARD, SourceRunner
 from symphony.model import ClusterSpec, ObservedProcess
 from symphony.sources.base import SOURCE_LABEL
-from tests.gitops.helpers import (
+
+from .helpers import (
     FakeClock,
     LabelledCluster,
     MemorySource,

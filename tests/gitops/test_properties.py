@@ -13,7 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from symphony.gitops.runner import SourceRunner
 from symphony.manifests import load_text
-from tests.gitops.helpers import FakeClock, MemorySource, experiment, recording
+
+from .helpers import FakeClock, MemorySource, experiment, recording
 
 NAMES = st.sampled_from(["e1", "e2", "e3"])
 PROCESSES = st.dictionaries(
