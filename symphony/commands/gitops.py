@@ -55,6 +55,13 @@ def _finish_once(results: list[PassResult], runners: list[SourceRunner]) -> None
         raise ManifestError([Problem(line) for line in [*blocked, *lines]])
 
 
+def _check_name(name: str | None) -> None:
+    from symphony.gitops.config import label_value
+
+    if name is not None and not label_value(name):
+        raise UserError(f"--name {name}: use lower-case letters, digits and '-' (≤ 63 characters)")
+
+
 def _run(
     ctx: click.Context,
     configs: list[SourceConfig],
@@ -100,6 +107,7 @@ def watch(
     name: str | None,
 ) -> None:
     """Reconcile on every change under PATH (files or folders), plus a periodic resync."""
+    _check_name(name)
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise UserError(f"{missing[0]}: no such file or folder")
@@ -145,6 +153,7 @@ def sync(
     name: str | None,
 ) -> None:
     """Apply the manifests of the newest commit of a branch; report the revision live."""
+    _check_name(name)
     config = SourceConfig(
         type="git", name=name, repo=repo, branch=branch, path=subpath, interval=interval,
         shallow=not no_shallow, resync=resync, allow_empty=allow_empty,

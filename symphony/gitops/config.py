@@ -147,7 +147,7 @@ def _source(
                 )
             )
     name = raw.get("name")
-    if name is not None and not _label_value(str(name)):
+    if name is not None and not label_value(str(name)):
         problems.append(
             doc.problem(
                 (*at, "name"),
@@ -212,7 +212,7 @@ def _resolve(base: Path, path: str) -> str:
     return expanded if os.path.isabs(expanded) else str(base / expanded)
 
 
-def _label_value(name: str) -> bool:
+def label_value(name: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)) and len(name) <= 63

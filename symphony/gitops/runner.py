@@ -355,11 +355,13 @@ class SourceRunner:
                 self.applied_hashes[name] = hashes
             state.errors = errors
             state.sync = "OutOfSync" if errors else "Synced"
+            # a block is news about the source's revision; anything else about the one applied
+            rev = short(snapshot.revision if good is None or result == "blocked" else good.revision)
             entry = {
                 "time": when,
                 "duration": round(duration, 4),
                 "result": result,
-                "revision": short(good.revision if good else snapshot.revision),
+                "revision": rev,
                 "reason": reason,
                 "detail": detail,
             }
@@ -369,7 +371,7 @@ class SourceRunner:
             )
             if result != "unchanged" and not (repeat and result in ("blocked", "failed")):
                 state.history = [entry, *state.history][: store.HISTORY]
-                self._event(when, name, result, detail)
+                self._event(when, name, result, detail, revision=rev)
             state.last = entry
         for name in pruned:
             self.experiments.pop(name, None)
@@ -388,13 +390,28 @@ class SourceRunner:
             messages=self.source_errors,
         )
 
-    def _event(self, when: float, experiment: str | None, result: str, detail: str) -> None:
+    def _event(
+        self,
+        when: float,
+        experiment: str | None,
+        result: str,
+        detail: str,
+        *,
+        revision: str | None = None,
+    ) -> None:
         self.events = [
-            {"time": when, "experiment": experiment, "result": result, "detail": detail},
+            {
+                "time": when,
+                "experiment": experiment,
+                "result": result,
+                "detail": detail,
+                "revision": revision,
+            },
             *self.events,
         ][: store.EVENTS]
         who = f"{experiment}: " if experiment else ""
-        self.log(f"{self.id}: {who}{result}{' (' + detail + ')' if detail else ''}")
+        at = f" at {revision}" if revision else ""
+        self.log(f"{self.id}: {who}{result}{at}{' (' + detail + ')' if detail else ''}")
 
     def status(self) -> dict[str, Any]:
         import copy
