@@ -303,14 +303,15 @@ class JobManager:
         supervisor.launch_detached(str(d / "spec.json"))
         self._wait_started(d / "state.json")
 
-    def _wait_started(self, state_file: Path, timeout: float = 5.0) -> None:
-        """Until the supervisor has written its first state (keeps 'starting' honest)."""
+    def _wait_started(self, state_file: Path, timeout: float = 3.0) -> None:
+        """Until the supervisor has started the process (or given up), so that the status
+        sent right after a start already says ``running``; a slow start just reports later."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = supervisor.read_state(str(state_file)) or {}
-            if st.get("supervisor_pid"):
+            if st.get("supervisor_pid") and st.get("state") not in (None, "starting"):
                 return
-            time.sleep(0.005)
+            time.sleep(0.002)
 
     def _docker_command(self, job_id: str, spec: dict[str, Any], env: dict[str, str]) -> list[str]:
         config = spec.get("config") or {}

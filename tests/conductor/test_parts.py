@@ -229,5 +229,5 @@ def test_archives_are_cached_by_digest_and_cannot_escape(tmp_path: Path) -> None
         tf.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(ArtifactError, match="escapes"):
         prepare_image(str(evil), tmp_path / "cache")
-    with pytest.raises(ArtifactError, match="expected a .zip"):
+    with pytest.raises(ArtifactError, match=r"expected a \.zip"):
         prepare_image(str(tmp_path / "x.rar"), tmp_path / "cache")
