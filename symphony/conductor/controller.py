@@ -29,6 +29,7 @@ from symphony.proto import protocol_pb2 as pb
 log = logging.getLogger("symphony.conductor")
 
 LOG_LINES_KEPT = 2000
+LOG_TAIL_ON_ADOPT = 200
 RUNNING_STATES = {"running"}
 
 
@@ -251,6 +252,9 @@ class Conductor:
                 if job.node_id == node_id and job.epoch == st.epoch:
                     current.add(job.job_id)
                     self._record_status(job, st)
+                    if job.job_id not in self.logs:  # e.g. after our restart: fetch recent output
+                        session.send(pb.ConductorToNode(deployment_logs_request=pb.DeploymentLogsRequest(
+                            deployment_id=job.deployment_id, job_id=job.job_id, tail=LOG_TAIL_ON_ADOPT)))
                     if dep.spec_hash != st.spec_hash and st.spec_hash:
                         self._start_on_node(job, dep)  # the node replaces its copy
                 elif job.node_id is None and job.epoch == st.epoch:
@@ -353,6 +357,14 @@ class Conductor:
                     "state", f"{job.job_id}: {st.state}" + (f" ({st.reason})" if st.reason else ""),
                     deployment_id=job.deployment_id, job_id=job.job_id, node_id=job.node_id,
                 )
+
+    def on_ack(self, session: NodeSession, ack: pb.Ack) -> None:
+        if not ack.ok:
+            job_id = ack.message.split(":", 1)[0]
+            job = self.store.get_job(job_id)
+            self.store.add_event("node-error", f"{session.node_id}: {ack.message}",
+                                 deployment_id=job.deployment_id if job else None, job_id=job_id,
+                                 node_id=session.node_id)
 
     def on_logs(self, session: NodeSession, logs: pb.DeploymentLogs) -> None:
         buf = self.logs.get(logs.job_id)

@@ -93,6 +93,8 @@ class ConductorService(pb_grpc.ConductorServiceServicer):
                         c.on_status(session, msg.deployment_status_list)
                     elif kind == "deployment_logs":
                         c.on_logs(session, msg.deployment_logs)
+                    elif kind == "ack":
+                        c.on_ack(session, msg.ack)
                     elif kind == "hello":
                         log.warning("node %s sent a second hello; ignored", session.node_id)
                 except Exception:  # one bad message must not end the stream

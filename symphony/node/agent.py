@@ -166,8 +166,16 @@ class Agent:
                 self._spawn(req.job_id, msg.seq, outbox, functools.partial(self.jobs.start, req))
             elif kind == "deployment_update":
                 self._on_update(msg, outbox)
-            elif kind in ("ack", "welcome", "deployment_logs_request"):
-                pass
+            elif kind == "deployment_logs_request":
+                lr = msg.deployment_logs_request
+                task = asyncio.create_task(self._send_tail(lr.job_id, lr.tail, outbox))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _send_tail(self, job_id: str, tail: int, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
+        logs = await asyncio.to_thread(self.jobs.tail_logs, job_id, tail or 200)
+        if logs is not None:
+            outbox.put_nowait(pb.NodeToConductor(deployment_logs=logs))
 
     def _on_update(self, msg: pb.ConductorToNode, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         up = msg.deployment_update

@@ -213,6 +213,29 @@ class JobManager:
             ))
         return out
 
+    def tail_logs(self, job_id: str, lines: int) -> pb.DeploymentLogs | None:
+        """The last ``lines`` lines already streamed (up to where live streaming resumes)."""
+        tail = self.tails.get(job_id)
+        meta = self.meta(job_id)
+        if tail is None or meta is None:
+            return None
+        try:
+            with tail.path.open("rb") as fh:
+                start = max(0, tail.offset - LOG_CHUNK)
+                fh.seek(start)
+                data = fh.read(tail.offset - start)
+        except OSError:
+            return None
+        found = data.split(b"\n")[:-1][-lines:]
+        if start > 0 and len(found) == len(data.split(b"\n")[:-1]):
+            found = found[1:]  # the first one may be cut
+        now = int(time.time() * 1000)
+        return pb.DeploymentLogs(
+            deployment_id=str(meta.get("deployment_id", "")), job_id=job_id, epoch=int(meta.get("epoch", 0)),
+            entries=[pb.LogEntry(timestamp_unix_ms=now, stream="output", line=ln.decode("utf-8", "replace"))
+                     for ln in found],
+        )
+
     # ------------------------------------------------------------------ actions
     def start(self, req: pb.DeploymentReq) -> str:
         """Run the copy ``(job_id, epoch)``; idempotent. Returns what was done, for the ack."""

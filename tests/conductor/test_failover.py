@@ -53,6 +53,9 @@ def test_kill9_conductor_loses_nothing_and_starts_nothing_twice(cluster_factory)
     assert after["restarts"] == 0
     assert _count_processes("tag-keep-1") == 1
     assert c.api_nodes()["n1"]["capacities_used"] == {"A": 3.0}
+    # the node sends the recent output again, so the logs survive the restart too
+    lines = wait_for(lambda: c.http.get("/deployments/keep/logs").json()["lines"], what="logs after restart")
+    assert all(line["line"] == "tag-keep-1" for line in lines)
     db = sqlite3.connect(c.storage / "conductor.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
@@ -60,6 +63,21 @@ def test_kill9_conductor_loses_nothing_and_starts_nothing_twice(cluster_factory)
     # and it keeps working: a new deployment after the restart
     c.deploy({"name": "later", "node_group": "g", "config": sleeper("tag-later")})
     c.wait_running("later")
+
+
+def test_deleted_while_the_node_was_away_is_stopped_when_it_returns(cluster_factory) -> None:
+    c: Cluster = cluster_factory()
+    c.start_conductor()
+    c.start_node("n1")
+    c.deploy({"name": "orphan", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper("tag-orphan")})
+    job = c.wait_running("orphan")
+    c.nodes["n1"].stop()  # SIGTERM: the agent leaves, its jobs stay
+    c.wait_node("n1", "disconnected")
+    assert c.http.delete("/deployments/orphan").status_code == 200
+    assert pid_alive(job["pid"])
+    c.start_node("n1")
+    wait_for(lambda: not pid_alive(job["pid"]), what="the deleted job to be stopped")
+    assert c.api_nodes()["n1"]["capacities_used"] == {"A": 0.0}
 
 
 def _kill_node_and_jobs(c: Cluster, node_id: str) -> list[int]:
