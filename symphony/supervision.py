@@ -412,8 +412,17 @@ def _seconds(value: float) -> str:
 
 
 # -- the log ----------------------------------------------------------------------
+INDEX_SUFFIX = ".idx"
+INDEX_EVERY = 1.0  # seconds between two time marks in the index
+
+
 class LogWriter:
-    """Appends raw output to the log file (rotating by size) and echoes it to stdout."""
+    """Appends raw output to the log file (rotating by size) and echoes it to stdout.
+
+    Beside ``x.log`` it keeps ``x.log.idx``: lines ``<unix time> <byte offset>``, one
+    at the first write of every second at most, so ``logs --since`` can start at
+    the right place without time-stamping the raw output itself.
+    """
 
     def __init__(
         self,
@@ -429,6 +438,8 @@ class LogWriter:
         self.backups = backups
         self._echo_fd = echo_fd if echo else -1
         self._fd = -1
+        self._index_fd = -1
+        self._last_mark = -INDEX_EVERY
         self._size = 0
         self._at_line_start = True
         self._write_failed = False
@@ -447,6 +458,12 @@ class LogWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         self._fd = os.open(self.path, flags | (os.O_TRUNC if truncate else 0), 0o644)
         self._size = os.fstat(self._fd).st_size
+        try:
+            trunc = os.O_TRUNC if truncate else 0
+            self._index_fd = os.open(self.path + INDEX_SUFFIX, flags | trunc, 0o644)
+        except OSError:
+            self._index_fd = -1  # the log still works; only --since gets coarser
+        self._last_mark = -INDEX_EVERY
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -478,6 +495,10 @@ class LogWriter:
         self.write(line.encode("utf-8", "replace"))
 
     def _append(self, data: bytes) -> None:
+        now = time.time()
+        if self._index_fd >= 0 and now - self._last_mark >= INDEX_EVERY:
+            self._last_mark = now
+            _write_all(self._index_fd, f"{now:.3f} {self._size}\n".encode())
         if _write_all(self._fd, data):
             self._size += len(data)
         elif not self._write_failed:
@@ -488,20 +509,29 @@ class LogWriter:
         assert self.path is not None
         os.close(self._fd)
         self._fd = -1
+        if self._index_fd >= 0:
+            os.close(self._index_fd)
+            self._index_fd = -1
         if self.backups <= 0:
             self._open(truncate=True)
             return
         for i in range(self.backups - 1, 0, -1):
-            older = f"{self.path}.{i}"
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{i + 1}")
+            for suffix in ("", INDEX_SUFFIX):
+                older = f"{self.path}.{i}{suffix}"
+                if os.path.exists(older):
+                    os.replace(older, f"{self.path}.{i + 1}{suffix}")
         os.replace(self.path, f"{self.path}.1")
+        if os.path.exists(self.path + INDEX_SUFFIX):
+            os.replace(self.path + INDEX_SUFFIX, f"{self.path}.1{INDEX_SUFFIX}")
         self._open()
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._index_fd >= 0:
+            os.close(self._index_fd)
+            self._index_fd = -1
 
 
 def _write_all(fd: int, data: bytes) -> bool:

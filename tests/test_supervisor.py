@@ -377,7 +377,25 @@ def test_log_rotation_splits_a_line_longer_than_a_file_and_zero_backups_truncate
     log.write(b"abcdefghijklmnopqrstuvwxy")  # 25 bytes, no newline
     log.close()
     assert path.read_bytes() == b"uvwxy"
-    assert list(tmp_path.iterdir()) == [path]
+    assert sorted(tmp_path.iterdir()) == [path, path.with_name("p.log.idx")]
+
+
+def test_log_index_marks_time_and_offset_at_most_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(sv.time, "time", lambda: now[0])
+    path = tmp_path / "p.log"
+    log = sv.LogWriter(str(path))
+    log.write(b"one\n")
+    now[0] += 0.5
+    log.write(b"two\n")  # same second: no new mark
+    now[0] += 1.0
+    log.write(b"three\n")
+    log.close()
+    marks = path.with_name("p.log.idx").read_text().splitlines()
+    assert marks == ["1000.000 0", "1001.500 8"]
+    assert path.read_bytes()[8:] == b"three\n"
 
 
 def test_notes_start_on_their_own_line_and_existing_log_is_kept(tmp_path: Path) -> None:
