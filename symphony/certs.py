@@ -91,7 +91,7 @@ def _load_ca(paths: CertPaths) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
 
 
 def _builder(subject_cn: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
