@@ -93,7 +93,7 @@ def schedule(
 
     output = globals_of(ctx).output
     if output == "table":
-        click.echo(render_table(state, result))
+        click.echo(render_table(state, result, order=[n.node_id for n in nodes]))
         return
     report = as_dict(chosen, state, result)
     if output == "yaml":
@@ -133,9 +133,11 @@ def dump_json(report: Mapping[str, Any]) -> str:
     return "{" + ",\n ".join(parts) + "}"
 
 
-def render_table(state: ClusterState, result: PlacementResult) -> str:
-    """Used/total per class per node, then placed/pending per workload, then the reasons."""
-    nodes = state.nodes
+def render_table(
+    state: ClusterState, result: PlacementResult, *, order: Sequence[str] | None = None
+) -> str:
+    """Used/total per class per node (in ``order``), placed/pending per workload, the reasons."""
+    nodes = state.nodes if order is None else tuple(state.node(n) for n in order)
     classes = sorted({c for n in nodes for c in n.capacities_total})
     rows = [["NODE", "GROUPS", "PLACED", *classes]]
     for node in nodes:

@@ -62,6 +62,7 @@ class GroupIndex:
         "_largest",
         "at",
         "group",
+        "hints",
         "members",
         "position",
         "size",
@@ -77,6 +78,10 @@ class GroupIndex:
         self.position: dict[int, int] = {}  # slot idx -> leaf
         self.vacant: list[int] = []  # a heap of free leaves, reused lowest first
         self._largest: dict[str, float] | None = None
+        # request shape -> leftmost leaf that could hold it when last asked. Valid while
+        # free capacity only shrinks (no leaf to its left can have become feasible), so
+        # cleared whenever a node joins or any free capacity grows.
+        self.hints: dict[Items, int] = {}
         chosen = list(slots)
         self.size = 1
         while self.size < max(len(chosen), 1):
@@ -113,6 +118,7 @@ class GroupIndex:
         self._attach(slot, leaf)
         self.update(slot, slot.free)
         self._largest = None
+        self.hints.clear()
 
     def discard(self, slot: Slot) -> None:
         if self.members.pop(slot.idx, None) is None:
@@ -155,6 +161,8 @@ class GroupIndex:
 
     def _set(self, tree: list[float], leaf: int, value: float) -> None:
         i = self.size + leaf
+        if value > tree[i]:
+            self.hints.clear()
         tree[i] = value
         i >>= 1
         while i:
@@ -228,41 +236,54 @@ class GroupIndex:
         if strategy is Strategy.BINPACK:
             if len(need) > 1:  # the weighted sum first: it prunes where classes alone do not
                 need.insert(0, (self.spare, spare * (1 - 1e-9) - EPS))
-            return self._first_fit(need, limit)
+            found = self._first_fit(need, limit, self.hints.get(items, 0))
+            if found:
+                self.hints[items] = self.position[found[0].idx]
+            return found
         # spread leads with the class the request takes the largest share of
         need.sort(key=lambda tr: -tr[1] / tr[0][1] if tr[0][1] > 0 else 0.0)
         return self._freest_first(need, limit)
 
-    def _first_fit(self, need: list[tuple[list[float], float]], limit: int) -> list[Slot]:
-        """Feasible leaves left to right; subtrees short of any class are never entered."""
+    def _first_fit(
+        self, need: list[tuple[list[float], float]], limit: int, start: int = 0
+    ) -> list[Slot]:
+        """Feasible leaves from leaf ``start`` rightwards; subtrees short of any class are skipped."""
         size, at = self.size, self.at
         found: list[Slot] = []
-        stack = [1]  # the root is known to pass
+        stack: list[int] = []
         pop, push = stack.pop, stack.append
+        i, span = 1, size >> 1
+        while span:  # down to leaf `start`, keeping the subtrees right of the path for later
+            if start & span:
+                i = 2 * i + 1
+            else:
+                push(2 * i + 1)
+                i = 2 * i
+            span >>= 1
+        push(i)
         single = need[0] if len(need) == 1 else None
         while stack:
             i = pop()
+            if single is not None:
+                if single[0][i] < single[1]:
+                    continue
+            else:
+                short = False
+                for tree, r in need:
+                    if tree[i] < r:
+                        short = True
+                        break
+                if short:
+                    continue
             if i >= size:
                 slot = at[i - size]
                 assert slot is not None
                 found.append(slot)
                 if len(found) >= limit:
                     break
-                continue
-            right = 2 * i + 1
-            if single is not None:  # one class: any subtree that passes holds a fit
-                tree, r = single
-                if tree[right] >= r:
-                    push(right)
-                if tree[right - 1] >= r:
-                    push(right - 1)
-                continue
-            for child in (right, right - 1):  # left pushed last: popped first
-                for tree, r in need:
-                    if tree[child] < r:
-                        break
-                else:
-                    push(child)
+            else:
+                push(2 * i + 1)
+                push(2 * i)  # left on top: leaves come out left to right
         return found
 
     def _freest_first(self, need: list[tuple[list[float], float]], limit: int) -> list[Slot]:

@@ -124,7 +124,8 @@ class ClusterState:
 
     def remove_node(self, node_id: str) -> tuple[Placement, ...]:
         """A node left. Returns the placements it held (now gone) so they can be placed again."""
-        slot = self._slots.pop(node_id)
+        slot = self._slot(node_id)
+        del self._slots[node_id]
         self._unindex_slot(slot)
         for g in slot.node.groups:
             del self._groups[g][node_id]
@@ -216,40 +217,42 @@ class ClusterState:
         """
         default = self._strategy if strategy is None else Strategy.parse(strategy)
         reqs = list(requests)
-        position: dict[RequestKey, int] = {}
+        keys = [r.key for r in reqs]
+        if len(set(keys)) != len(keys):
+            seen: set[RequestKey] = set()
+            for workload, process in keys:
+                if (workload, process) in seen:
+                    raise ValueError(f"request {workload}/{process} is given twice")
+                seen.add((workload, process))
+        outcome: list[Placement | Unschedulable | None] = [None] * len(reqs)
+        units: dict[object, list[int]] = {}  # a gang's members, or one request, by position
+        placed_before = self._placed
         for i, r in enumerate(reqs):
-            if r.key in position:
-                raise ValueError(f"request {r.workload}/{r.process} is given twice")
-            position[r.key] = i
-        outcome: dict[RequestKey, Placement | Unschedulable] = {}
-        units: dict[tuple[bool, object], list[Request]] = {}
-        for r in reqs:
-            held = self._placed.get(r.key)
+            held = placed_before.get(keys[i])
             if held is not None:
-                outcome[r.key] = held
+                outcome[i] = held
             elif r.gang is None:
-                units[(False, r.key)] = [r]
+                units[i] = [i]
             else:
-                units.setdefault((True, r.gang), []).append(r)
+                units.setdefault(("gang", r.gang), []).append(i)
         size = self._sizer()
-        sized = [
-            (
-                -max(r.priority for r in unit),
-                -sum(size(r) for r in unit),
-                position[unit[0].key],
-                unit,
-            )
-            for unit in units.values()
-        ]
-        sized.sort(key=lambda t: t[:3])
-        for _, _, _, unit in sized:
-            if len(unit) == 1 and unit[0].gang is None:
-                outcome[unit[0].key] = self._place_one(unit[0], default)
+        order = sorted(
+            units.values(),
+            key=lambda unit: (
+                -max(reqs[i].priority for i in unit),
+                -sum(size(reqs[i]) for i in unit),
+                unit[0],
+            ),
+        )
+        for unit in order:
+            if len(unit) == 1 and reqs[unit[0]].gang is None:
+                outcome[unit[0]] = self._place_one(reqs[unit[0]], default)
             else:
-                self._place_gang(unit, default, size, outcome)
-        placed = tuple(o for r in reqs if isinstance(o := outcome[r.key], Placement))
-        failed = tuple(o for r in reqs if isinstance(o := outcome[r.key], Unschedulable))
-        return PlacementResult(placements=placed, unschedulable=failed)
+                self._place_gang(unit, reqs, default, size, outcome)
+        return PlacementResult(
+            placements=tuple(o for o in outcome if isinstance(o, Placement)),
+            unschedulable=tuple(o for o in outcome if isinstance(o, Unschedulable)),
+        )
 
     # -------------------------------------------------------------- internals
 
@@ -332,32 +335,34 @@ class ClusterState:
 
     def _place_gang(
         self,
-        members: Sequence[Request],
+        unit: Sequence[int],
+        reqs: Sequence[Request],
         strategy: Strategy,
         size: _Sizer,
-        outcome: dict[RequestKey, Placement | Unschedulable],
+        outcome: list[Placement | Unschedulable | None],
     ) -> None:
         """All or nothing: try every member (to count what fits), then keep or roll back."""
-        ordered = sorted(members, key=lambda r: (-r.priority, -size(r)))
-        tried = [(r, self._try(r, strategy)) for r in ordered]
-        failures = [(r, why) for r, why in tried if isinstance(why, str)]
-        placed = [p for _, p in tried if isinstance(p, Placement)]
+        members = sorted(unit, key=lambda i: (-reqs[i].priority, -size(reqs[i]), i))
+        tried = [(i, self._try(reqs[i], strategy)) for i in members]
+        failures = [(i, why) for i, why in tried if isinstance(why, str)]
         if not failures:
-            outcome.update((p.key, p) for p in placed)
+            for i, got in tried:
+                outcome[i] = got if isinstance(got, Placement) else None
             return
-        for p in reversed(placed):
-            self.release(p)
-        if len(members) == 1:
-            r, why = failures[0]
-            outcome[r.key] = Unschedulable(r, why)
+        for _, got in reversed(tried):
+            if isinstance(got, Placement):
+                self.release(got)
+        if len(unit) == 1:
+            i, why = failures[0]
+            outcome[i] = Unschedulable(reqs[i], why)
             return
-        gang = members[0].gang or ""
-        summary = reasons.gang(gang, len(members), len(members) - len(failures))
-        names = ", ".join(r.process for r, _ in failures)
+        gang = reqs[unit[0]].gang or ""
+        summary = reasons.gang(gang, len(unit), len(unit) - len(failures))
+        names = ", ".join(reqs[i].process for i, _ in failures)
         verb = "does" if len(failures) == 1 else "do"
-        for r, got in tried:
+        for i, got in tried:
             why = f"{summary}: {got}" if isinstance(got, str) else f"{summary} ({names} {verb} not)"
-            outcome[r.key] = Unschedulable(r, why)
+            outcome[i] = Unschedulable(reqs[i], why)
 
     def _explain(self, request: Request, ix: GroupIndex, items: Items) -> str:
         group = request.node_group
