@@ -252,6 +252,13 @@ class Conductor:
                 if job.node_id == node_id and job.epoch == st.epoch:
                     current.add(job.job_id)
                     self._record_status(job, st)
+                    if st.state == "unknown" and st.desired_state == "running":
+                        # its supervisor died with the node (a reboot, kill -9 of everything)
+                        session.send(pb.ConductorToNode(deployment_update=pb.DeploymentUpdate(
+                            deployment_id=job.deployment_id, job_id=job.job_id, epoch=job.epoch,
+                            trigger_restart=True)))
+                        self.store.add_event("revived", f"{job.job_id} restarted on {node_id}: {st.reason}",
+                                             deployment_id=job.deployment_id, job_id=job.job_id, node_id=node_id)
                     if job.job_id not in self.logs:  # e.g. after our restart: fetch recent output
                         session.send(pb.ConductorToNode(deployment_logs_request=pb.DeploymentLogsRequest(
                             deployment_id=job.deployment_id, job_id=job.job_id, tail=LOG_TAIL_ON_ADOPT)))

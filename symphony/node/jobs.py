@@ -136,7 +136,7 @@ class JobManager:
         if name not in supervisor.FINAL_STATES and state.get("supervisor_pid") and not supervisor.is_alive(
             state.get("supervisor_pid")
         ):
-            name, reason = "failed", "the job's supervisor is gone"
+            name, reason = "unknown", "the job's supervisor is gone (killed, or the machine restarted)"
         else:
             reason = str(state.get("reason") or "")
         st = pb.DeploymentStatus(
@@ -403,6 +403,8 @@ class JobManager:
             meta = self.meta(job_id)
             if meta is None or int(meta.get("epoch", 0)) != epoch:
                 return "no such copy"
+            if not (self.dir(job_id) / "spec.json").exists():
+                return "failed: the job never started here (no spec)"
             self._stop_locked(job_id)
             meta["desired_state"] = "running"
             self._write_meta(job_id, meta)

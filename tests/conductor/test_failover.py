@@ -109,6 +109,22 @@ def test_node_killed_with_its_jobs_is_replaced_on_another_node(cluster_factory) 
     assert c.api_nodes()["n2"]["capacities_used"] == {"A": 5.0}
 
 
+def test_node_restarted_without_its_jobs_runs_them_again(cluster_factory) -> None:
+    """A machine restart: agent and supervisors gone; the agent comes back and the
+    conductor has it start the job again (no other node could take it)."""
+    c: Cluster = cluster_factory()
+    c.start_conductor()
+    c.start_node("n1")
+    c.deploy({"name": "revive", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper("tag-revive")})
+    first = c.wait_running("revive")
+    _kill_node_and_jobs(c, "n1")
+    wait_for(lambda: not pid_alive(first["pid"]), what="the job to be gone")
+    c.start_node("n1")
+    again = c.wait_job("revive", lambda j: j["state"] == "running" and j["pid"] != first["pid"], what="revived")
+    assert again["node"] == "n1" and pid_alive(again["pid"])
+    assert _count_processes("tag-revive") == 1
+
+
 def test_lost_node_coming_back_stops_its_stale_copy(cluster_factory) -> None:
     """Fencing: only the agent dies; its job keeps running; the conductor moves the job;
     when the agent returns, the stale copy (old epoch) is stopped, the new one is kept."""
