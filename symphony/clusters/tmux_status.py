@@ -47,6 +47,45 @@ class Window:
     dead_status: int | None
 
 
+# Symphony's marks on tmux objects: session options, then window options.
+MANAGED = "@symphony-managed"
+CLUSTER = "@symphony-cluster"
+LABELS = "@symphony-labels"
+PORTS = "@symphony-ports"
+KEY = "@symphony-key"
+HASH = "@symphony-hash"
+
+# one ``list-windows -a -F`` row per window (session options are inherited by windows)
+WINDOW_FIELDS = (
+    "session_name",
+    "window_id",
+    MANAGED,
+    CLUSTER,
+    KEY,
+    HASH,
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+)
+
+
+def window_of(row: list[str], *, cluster: str) -> Window | None:
+    """The window of a :data:`WINDOW_FIELDS` row when ``cluster`` manages it, else None."""
+    session, wid, managed, owner, key, spec_hash, pid, dead, status = row
+    if managed != "1" or owner != cluster or not key:
+        return None
+    return Window(
+        session=session,
+        window_id=wid,
+        key=key,
+        spec_hash=spec_hash,
+        cluster=owner,
+        pane_pid=int(pid) if pid.isdigit() else None,
+        pane_dead=dead == "1",
+        dead_status=int(status) if status.lstrip("-").isdigit() else None,
+    )
+
+
 def observed(
     window: Window,
     state: Any,

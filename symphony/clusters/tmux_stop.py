@@ -8,11 +8,18 @@ them together, and only what outlives the deadline is killed outright.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from symphony.clusters.tmux_files import read_json
+from symphony.clusters.tmux_server import TmuxServer
+from symphony.clusters.tmux_status import KEY
 
 # the supervisor's own stop_timeout plus slack for it to report "stopped"
 DEFAULT_STOP_TIMEOUT = 10.0
@@ -95,3 +102,63 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         _signal(pid, signal.SIGKILL)
+
+
+def shutdown_server(
+    socket_name: str, *, state_root: Path | None = None, timeout: float = 5.0
+) -> None:
+    """Kill a tmux server and everything it started: supervisors, their children, orphans.
+
+    For tests and benchmarks. Supervisors get SIGTERM (they stop their child's
+    process group), then the server is killed, then any descendant or any child
+    recorded in a state file under ``state_root`` that is still alive gets SIGKILL.
+    """
+    import shutil
+
+    import psutil
+
+    binary = shutil.which("tmux")
+    if binary is None:
+        return  # no tmux, no server
+    server = TmuxServer(socket_name, binary=binary)
+    panes = server.rows("list-panes", ("pane_pid", "pane_dead", KEY), "-a")
+    live = [(int(pid), bool(key)) for pid, dead, key in panes if dead != "1" and pid.isdigit()]
+    procs: list[psutil.Process] = []
+    for pid, _ in live:
+        try:
+            procs.extend(psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            continue
+    # supervisors stop their children gracefully; other panes (shells) get the server's SIGHUP
+    stop_all([Target(pid) for pid, managed in live if managed], timeout=timeout)
+    server.kill()
+    if state_root is not None and state_root.is_dir():
+        procs.extend(_recorded_children(state_root))
+    pids = {p.pid for p in procs}
+    if not wait_gone(pids, timeout=0.5):
+        for pid in pids:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        wait_gone(pids, timeout=2.0)
+
+
+def _recorded_children(state_root: Path) -> list[Any]:
+    """Children named in state files that still run (same start time: not a reused pid)."""
+    import psutil
+
+    found = []
+    for path in state_root.rglob("*.state.json"):
+        state = read_json(path)
+        if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+            continue
+        started = state.get("started_at")
+        try:
+            proc = psutil.Process(state["pid"])
+            if isinstance(started, int | float) and abs(proc.create_time() - started) < 5:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
