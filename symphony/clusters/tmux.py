@@ -138,8 +138,8 @@ class TmuxCluster(TmuxAccess):
             state = read_json(self.folder(window.session).process(window.key).state)
             child = state.get("pid") if isinstance(state, dict) else None
             targets.append(Target(window.pane_pid, child if isinstance(child, int) else None))
-        if targets:
-            stop_all(targets, timeout=self.stop_timeout + GRACE)
+        if targets:  # shutting down is CPU-bound on a small machine: allow time per process
+            stop_all(targets, timeout=self.stop_timeout + GRACE + 0.02 * len(targets))
 
     def _ports(
         self, experiments: Sequence[Experiment], sessions: dict[str, Session]

@@ -132,6 +132,7 @@ def shutdown_server(
     # supervisors stop their children gracefully; other panes (shells) get the server's SIGHUP
     stop_all([Target(pid) for pid, managed in live if managed], timeout=timeout)
     server.kill()
+    _remove_socket(socket_name)
     if state_root is not None and state_root.is_dir():
         procs.extend(_recorded_children(state_root))
     pids = {p.pid for p in procs}
@@ -162,3 +163,14 @@ def _recorded_children(state_root: Path) -> list[Any]:
         except psutil.Error:
             continue
     return found
+
+
+def _remove_socket(socket_name: str) -> None:
+    """tmux leaves its socket file behind on kill-server; a test suite would leave hundreds."""
+    import stat
+
+    folder = os.environ.get("TMUX_TMPDIR") or "/tmp"
+    path = Path(folder) / f"tmux-{os.getuid()}" / socket_name
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -494,6 +495,49 @@ def test_ssh_needs_a_terminal_and_scp_says_files_are_local(
         OperationFailed, match=f"scp is not supported on tmux clusters.*already local.*{tmp_path}"
     ):
         tmux_cluster.scp("p:/etc/hosts", "here", experiment="exp")
+
+
+SSH = (
+    "import sys\n"
+    "from symphony.clusters.tmux import TmuxCluster\n"
+    "sys.exit(TmuxCluster().ssh('exp', sys.argv[1]))\n"
+)
+
+
+def test_ssh_attaches_a_terminal_to_the_process_window(tmux_cluster: TmuxCluster) -> None:
+    import pty
+
+    exp = experiment(proc("a", ["sleep", "300"]), proc("b", ["sleep", "300"], group="g"))
+    converge(tmux_cluster, exp)
+    wait_state(tmux_cluster, "g/b", ProcessState.RUNNING)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("TMUX", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes the attached terminal
+        os.execve(PY, [PY, "-c", SSH, "g/b"], env)
+    try:
+        os.set_blocking(fd, False)
+
+        def attached() -> str:
+            with contextlib.suppress(OSError):  # drain the screen tmux draws, so it never blocks
+                while os.read(fd, 65536):
+                    pass
+            listed = subprocess.run(
+                ["tmux", "-L", tmux_cluster.socket_name, "list-clients", "-F",
+                 "#{client_session} #{window_name}"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            return listed.stdout.strip()
+
+        assert wait_for(attached, message="no client attached") == "exp g/b"
+        tmux(tmux_cluster, "detach-client", "-s", "=exp")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def test_missing_tmux_is_one_clear_error(
