@@ -13,6 +13,7 @@ keep running work that moved elsewhere.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 from symphony.conductor.placement import Placer
 from symphony.conductor.registry import NodeSession, Registry, heartbeat_info, hello_info
+from symphony.conductor.sched_stats import SchedulingStats
 from symphony.conductor.store import DeploymentRow, JobRow, Store
 from symphony.model import Deployment
 from symphony.proto import protocol_pb2 as pb
@@ -61,6 +63,8 @@ class Conductor:
     registry: Registry = field(default_factory=Registry)
     nodes: dict[str, KnownNode] = field(default_factory=dict)
     logs: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
+    log_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # orders log entries
+    sched_stats: SchedulingStats = field(default_factory=SchedulingStats)  # for GET /metrics
 
     # ------------------------------------------------------------------ startup
     def restore(self) -> None:
@@ -153,6 +157,7 @@ class Conductor:
     def schedule_pending(self) -> None:
         """Place every job that wants to run and has no node, in creation order."""
         pending = [j for j in self.store.list_jobs() if j.node_id is None]
+        self.sched_stats.keep_only(j.job_id for j in pending)
         if not pending:
             return
         deployments = {d.id: d for d in self.store.list_deployments()}
@@ -160,15 +165,20 @@ class Conductor:
         for job in pending:
             dep = deployments[job.deployment_id]
             if dep.spec.get("desired_state") == "stopped":
+                self.sched_stats.forget(job.job_id)
                 continue
+            self.sched_stats.waiting(job.job_id, time.monotonic())
+            began = time.perf_counter()
             decision = self.placer.place(
                 job.job_id, dep.id, _requests(dep), node_group=dep.spec.get("node_group")
             )
+            self.sched_stats.decided(time.perf_counter() - began)
             if decision.node_id is None:
                 if decision.reason != job.reason:
                     self.store.put_job(job.with_(reason=decision.reason))
                     self.store.add_event("unschedulable", decision.reason, deployment_id=dep.id, job_id=job.job_id)
                 continue
+            self.sched_stats.placed(job.job_id, time.monotonic())
             epoch = self.store.next_epoch()
             placed = job.with_(node_id=decision.node_id, epoch=epoch, reason="", status={})
             with self.store.transaction():
@@ -379,7 +389,7 @@ class Conductor:
             buf = self.logs[logs.job_id] = deque(maxlen=LOG_LINES_KEPT)
         for e in logs.entries:
             buf.append({"ts": e.timestamp_unix_ms / 1000, "stream": e.stream, "line": e.line,
-                        "job_id": logs.job_id, "node": session.node_id})
+                        "job_id": logs.job_id, "node": session.node_id, "seq": next(self.log_seq)})
 
     # ------------------------------------------------------------------ views
     def _deployment(self, dep_id: str) -> DeploymentRow:
