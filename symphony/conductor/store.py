@@ -222,12 +222,31 @@ class Store:
             (time.time(), kind, deployment_id, job_id, node_id, message),
         )
 
-    def list_events(self, *, deployment_id: str | None = None, limit: int = 200) -> list[EventRow]:
+    def list_events(
+        self,
+        *,
+        deployment_id: str | None = None,
+        limit: int = 200,
+        node_id: str | None = None,
+        kind: str | None = None,
+        after: int | None = None,
+    ) -> list[EventRow]:
+        """Matching events, oldest first: the newest ``limit`` of them, or with ``after``
+        (an event id) the first ``limit`` after it, so a poller misses none."""
         sql = "SELECT id, ts, kind, deployment_id, job_id, node_id, message FROM events"
-        args: tuple[Any, ...] = ()
-        if deployment_id is not None:
-            sql += " WHERE deployment_id=?"
-            args = (deployment_id,)
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("deployment_id", deployment_id), ("node_id", node_id), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        if after is not None:
+            where.append("id>?")
+            args.append(after)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if after is not None:
+            return [EventRow(*r) for r in self.db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit))]
         rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [EventRow(*r) for r in reversed(rows)]
 
