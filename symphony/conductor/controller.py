@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class Conductor:
     logs: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
     log_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # orders log entries
     sched_stats: SchedulingStats = field(default_factory=SchedulingStats)  # for GET /metrics
+    # told the job ids schedule_pending placed (experiments recompute their addresses)
+    placement_hooks: list[Callable[[list[str]], None]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ startup
     def restore(self) -> None:
@@ -162,6 +165,7 @@ class Conductor:
             return
         deployments = {d.id: d for d in self.store.list_deployments()}
         pending.sort(key=lambda j: (deployments[j.deployment_id].created_at, j.deployment_id, j.replica))
+        placed_ids: list[str] = []
         for job in pending:
             dep = deployments[job.deployment_id]
             if dep.spec.get("desired_state") == "stopped":
@@ -188,6 +192,9 @@ class Conductor:
                     deployment_id=dep.id, job_id=job.job_id, node_id=decision.node_id,
                 )
             self._start_on_node(placed, dep)
+            placed_ids.append(job.job_id)
+        for hook in self.placement_hooks if placed_ids else ():
+            hook(placed_ids)
 
     def _start_on_node(self, job: JobRow, dep: DeploymentRow) -> None:
         session = self.registry.get(job.node_id or "")

@@ -99,3 +99,23 @@ class Placer:
             self.held[job_id] = placement
             return Decision(placement.node)
         return Decision(None, result.unschedulable[0].reason if result.unschedulable else "unschedulable")
+
+    def place_gang(self, gang: str, jobs: Mapping[str, tuple[Mapping[str, float], str | None]]) -> dict[str, Decision]:
+        """Place ``jobs`` (job id -> (requests, node group)) all together or none of them.
+
+        Used for an experiment's processes (workload = job id, as :meth:`reserve` records them).
+        On failure nothing stays reserved and every decision carries the scheduler's reason.
+        """
+        for job_id in jobs:
+            self.release(job_id)
+        requests = [Request(workload=job_id, process=job_id, capacity_requests=dict(reqs), node_group=group, gang=gang)
+                    for job_id, (reqs, group) in jobs.items()]
+        result = self.state.place(requests)
+        if result.unschedulable:
+            for placement in result.placements:
+                self.state.release(placement)
+            why = {u.process: u.reason for u in result.unschedulable}
+            return {job_id: Decision(None, why.get(job_id, "unschedulable")) for job_id in jobs}
+        for placement in result.placements:
+            self.held[placement.process] = placement
+        return {p.process: Decision(p.node) for p in result.placements}
