@@ -298,6 +298,10 @@ class JobManager:
                         f"config.env_name {config['env_name']!r} needs conda, which is not installed on node {self.node_id}"
                     )
                 argv = [conda, "run", "--no-capture-output", "-n", str(config["env_name"]), *argv]
+            if config.get("workdir"):  # an experiment's process: relative = inside the job folder
+                workdir = workdir / str(config["workdir"])
+                if not Path(str(config["workdir"])).is_absolute():
+                    workdir.mkdir(parents=True, exist_ok=True)
         policy = spec.get("restart_policy") or {}
         sup_spec: dict[str, Any] = {
             "command": argv,
