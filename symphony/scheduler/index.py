@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from itertools import islice
 
 from symphony.scheduler.feasibility import EPS
 from symphony.scheduler.objects import Node, Placement, Strategy
@@ -223,8 +224,8 @@ class GroupIndex:
 
     def candidates(self, items: Items, strategy: Strategy, limit: int) -> list[Slot]:
         """Up to ``limit`` feasible members, best first by the strategy's walking order."""
-        if not items:
-            return [s for s in self.at if s is not None][:limit]
+        if not items:  # fits anywhere: the leftmost members (binpack keeps them together)
+            return list(islice((s for s in self.at if s is not None), limit))
         need: list[tuple[list[float], float]] = []
         spare = 0.0
         for c, r in items:

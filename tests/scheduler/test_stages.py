@@ -121,3 +121,16 @@ def test_strategy_parse_names_the_choices() -> None:
     assert Strategy.parse("binpack") is Strategy.BINPACK
     with pytest.raises(ValueError, match=r"choose from binpack, spread"):
         Strategy.parse("random")
+
+
+def test_the_public_api_is_what_all_says() -> None:
+    import inspect
+
+    import symphony.scheduler as scheduler
+
+    public = {
+        name
+        for name, value in vars(scheduler).items()
+        if name[0].isalpha() and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert sorted(scheduler.__all__) == sorted(public)
