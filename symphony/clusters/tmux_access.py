@@ -45,7 +45,9 @@ class TmuxAccess(TmuxReader):
         self, files: ProcessFiles, *, follow: bool, tail: int | None, since: float | None
     ) -> Iterator[str]:
         start = live_size(files.log)  # history up to here, then follow from here: no overlap
-        for line in read_history(files.log_files(), tail=tail, since=since, limit=start):
+        paths = files.log_files()
+        limit = start if paths and paths[-1] == files.log else None
+        for line in read_history(paths, tail=tail, since=since, limit=limit):
             yield line.decode("utf-8", "replace")
         if follow:
             for line in follow_file(files.log, start=start, finished=lambda: self._done(files)):
