@@ -553,6 +553,24 @@ def test_missing_tmux_is_one_clear_error(
     ]
 
 
+def test_missing_tmux_through_the_command_line_is_one_line_exit_2(
+    tmp_path: Path, symphony_home: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PATH": str(tmp_path),  # no tmux here
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    result = subprocess.run(
+        [PY, "-m", "symphony.cli", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "tmux is not installed: the tmux cluster runs every process in a tmux window; "
+        "install it (apt-get install tmux, brew install tmux)"
+    ]
+
+
 def test_an_unmanaged_session_of_the_same_name_is_not_touched(tmux_cluster: TmuxCluster) -> None:
     subprocess.run(
         ["tmux", "-L", tmux_cluster.socket_name, "new-session", "-d", "-s", "exp"], check=True
