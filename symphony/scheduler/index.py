@@ -34,12 +34,11 @@ ABSENT = float("-inf")  # the free capacity of an empty leaf, or of a class a no
 class Slot:
     """A node inside a :class:`ClusterState`: its free capacity and what it runs."""
 
-    __slots__ = ("free", "idx", "indexes", "inverse", "node", "placements", "tb", "total")
+    __slots__ = ("free", "idx", "indexes", "inverse", "node", "placements", "total")
 
-    def __init__(self, node: Node, *, idx: int, tb: int) -> None:
+    def __init__(self, node: Node, *, idx: int) -> None:
         self.node = node
         self.idx = idx
-        self.tb = tb
         self.total: dict[str, float] = dict(node.capacities_total)
         self.inverse = {c: 1.0 / t if t > 0 else 0.0 for c, t in self.total.items()}
         self.free: dict[str, float] = {

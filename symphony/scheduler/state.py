@@ -4,8 +4,10 @@ The conductor keeps one :class:`ClusterState`, tells it as nodes join, leave or
 turn unschedulable and as work ends, and asks it to :meth:`~ClusterState.place` a
 few requests at a time. A placement is reserved the moment it is made and is
 never moved by a later call; only :meth:`~ClusterState.release` or the node
-leaving frees it. Deterministic: ties between equal nodes are broken by a seeded
-hash of the node id, never by chance or by the order nodes joined.
+leaving frees it. Deterministic: the same calls give the same placements. The
+initial nodes are laid out in the order of a seeded hash of their ids (so the
+order they are given in does not matter, and the seed varies the tie-breaks
+between equal nodes); a node that joins later takes the first free position.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class ClusterState:
         """A node joined. Raises ``ValueError`` if its id is already known (see :meth:`update_node`)."""
         if node.node_id in self._slots:
             raise ValueError(f"node {node.node_id!r} is already known")
-        slot = Slot(node, idx=self._next_idx, tb=tie_break(self._seed, node.node_id))
+        slot = Slot(node, idx=self._next_idx)
         self._next_idx += 1
         self._slots[node.node_id] = slot
         for g in node.groups:
@@ -108,7 +110,7 @@ class ClusterState:
         self._unindex_slot(old)
         for g in old.node.groups:
             del self._groups[g][node.node_id]
-        slot = Slot(node, idx=old.idx, tb=old.tb)
+        slot = Slot(node, idx=old.idx)
         for p in old.placements.values():
             for c, r in p.request.capacity_requests.items():
                 if c in slot.free:

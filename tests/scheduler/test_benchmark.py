@@ -24,5 +24,5 @@ def test_benchmark_quick_mode_runs_every_part() -> None:
     out = done.stdout
     for part in ("1. ", "2. ", "3. ", "4. "):
         assert f"\n{part}" in out
-    assert "first-fit-decreasing:" in out
+    assert "vs plain first-fit-decreasing" in out
     assert "symphony schedule -o json" in out

@@ -14,7 +14,7 @@ TOTAL = {"A": 100.0, "B": 200.0}
 
 
 def free_after(used: dict[str, float], request: dict[str, float]) -> list[float]:
-    slot = Slot(Node("n", ("g",), TOTAL, used), idx=0, tb=0)
+    slot = Slot(Node("n", ("g",), TOTAL, used), idx=0)
     return slot.utilisation_after(tuple(sorted(request.items())))
 
 
