@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from symphony import known_clusters, workspace
 from symphony.clusters.base import Cluster, connect
+from symphony.clusters.conductor_deployments import DeploymentApplier
 from symphony.errors import ManifestError, OperationFailed, Problem
 from symphony.lowering import deployment_as_experiment
 from symphony.manifests import check_cluster_refs
 from symphony.model import (
     ClusterSpec,
+    Deployment,
     Experiment,
     ManifestSet,
     ObservedProcess,
@@ -39,6 +41,7 @@ class ClusterPlan:
     desired: list[Experiment]
     observed: list[ObservedProcess]
     plan: Plan
+    deployments: list[Deployment] = field(default_factory=list)  # for a DeploymentApplier
 
 
 @dataclass
@@ -85,13 +88,18 @@ class Reconciler:
             only = None if prune else [e.name for e in desired]
             observed = cluster.observe(experiments=only) if (prune or only) else []
             plans.append(
-                ClusterPlan(spec, cluster, desired, observed, diff(desired, observed, prune=prune))
+                ClusterPlan(spec, cluster, desired, observed, diff(desired, observed, prune=prune),
+                            [d for d in manifests.deployments if d.cluster == name])
             )
         return plans
 
     def apply(self, plans: Sequence[ClusterPlan]) -> None:
         for item in plans:
-            if not item.plan.empty:
+            if item.plan.empty:
+                continue
+            if isinstance(item.cluster, DeploymentApplier):  # runs Deployments natively
+                item.cluster.apply_with_deployments(item.plan, item.desired, item.deployments)
+            else:
                 item.cluster.apply(item.plan, item.desired)
 
     def wait(

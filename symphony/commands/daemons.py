@@ -141,7 +141,19 @@ def _node_row(n: dict[str, Any]) -> list[str]:
     ]
 
 
-@click.command("nodes", help="List the conductor's nodes: groups, capacity used/total, CPU/RAM/GPU, last heartbeat.")
+def _cluster_nodes(name: str) -> list[dict[str, Any]]:
+    from symphony import known_clusters
+    from symphony.clusters.conductor import ConductorCluster
+    from symphony.model import ClusterType
+
+    spec = known_clusters.resolve(name)
+    if spec.type is not ClusterType.CONDUCTOR:
+        raise UserError(f"cluster {name} is a {spec.type} cluster; `symphony nodes` lists a conductor's nodes")
+    return ConductorCluster(spec).nodes()
+
+
+@click.command("nodes", help="List the conductor's nodes: groups, capacity used/total, CPU/RAM/GPU, last heartbeat. "
+               "With --cluster NAME, the url, token and CA come from that conductor Cluster.")
 @click.option("--url", default=DEFAULT_URL, show_default=True, envvar="SYMPHONY_CONDUCTOR_URL", help="The conductor's HTTP API.")
 @click.option("--token", default=None, envvar="SYMPHONY_TOKEN", help="API token (default: read --token-file).")
 @click.option("--token-file", default=None, help="File holding the API token (default: ./storage/api-token).")
@@ -151,16 +163,19 @@ def nodes(ctx: click.Context, url: str, token: str | None, token_file: str | Non
 
     from symphony.cli import globals_of
 
-    headers = {"Authorization": f"Bearer {_token(token, token_file)}"}
-    try:
-        resp = httpx.get(url.rstrip("/") + "/nodes", headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        raise OperationFailed(f"{url}: cannot reach the conductor: {exc}") from exc
-    if resp.status_code == 401:
-        raise OperationFailed(f"{url}: the conductor refused the API token")
-    if resp.status_code != 200:
-        raise OperationFailed(f"{url}/nodes: HTTP {resp.status_code}: {resp.text[:200]}")
-    data = resp.json()
+    if globals_of(ctx).cluster:  # --cluster NAME: the Cluster's url, token_file and ca_file
+        data = _cluster_nodes(globals_of(ctx).cluster)
+    else:
+        headers = {"Authorization": f"Bearer {_token(token, token_file)}"}
+        try:
+            resp = httpx.get(url.rstrip("/") + "/nodes", headers=headers, timeout=10)
+        except httpx.HTTPError as exc:
+            raise OperationFailed(f"{url}: cannot reach the conductor: {exc}") from exc
+        if resp.status_code == 401:
+            raise OperationFailed(f"{url}: the conductor refused the API token")
+        if resp.status_code != 200:
+            raise OperationFailed(f"{url}/nodes: HTTP {resp.status_code}: {resp.text[:200]}")
+        data = resp.json()
     output = globals_of(ctx).output
     if output == "json":
         click.echo(json.dumps(data, indent=2))
