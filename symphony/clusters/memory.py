@@ -26,6 +26,8 @@ class MemoryCluster:
         return [o for (exp, _), o in sorted(self.live.items()) if wanted is None or exp in wanted]
 
     def apply(self, plan: Plan, desired: Sequence[Experiment]) -> None:
+        if plan.empty:
+            return  # nothing asked: like the real adapters, an empty plan is not an action
         self.applied.append(plan)
         for gone in plan.delete:
             self.live.pop((gone.experiment, gone.key), None)

@@ -55,6 +55,7 @@ class TmuxCluster(TmuxAccess):
 
     def apply(self, plan: Plan, desired: Sequence[Experiment]) -> None:
         if plan.empty:
+            self._refresh_labels(desired)
             return
         experiments = {e.name: e for e in desired}
         unknown = {p.experiment for p in plan.create + plan.update} - set(experiments)
@@ -196,6 +197,22 @@ class TmuxCluster(TmuxAccess):
             },
         )
         return [sys.executable, *PYTHON_FLAGS, str(SUPERVISOR), str(files.spec)]
+
+    def _refresh_labels(self, desired: Sequence[Experiment]) -> None:
+        """Labels are not part of a process's spec: update them on live sessions where they differ
+        (a GitOps source takes ownership through a label without restarting anything)."""
+        if not desired:
+            return
+        sessions = self.sessions()
+        stale = [
+            e
+            for e in desired
+            if (s := sessions.get(e.name)) is not None and self.owns(s) and s.labels != dict(e.labels)
+        ]
+        if stale:
+            self.server.batch(
+                [[["set-option", "-t", f"={e.name}:", LABELS, _json(dict(e.labels))]] for e in stale]
+            )
 
     def _session_options(
         self, experiment: Experiment, ports: dict[str, int], *, target: str

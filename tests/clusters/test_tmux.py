@@ -580,3 +580,13 @@ def test_an_unmanaged_session_of_the_same_name_is_not_touched(tmux_cluster: Tmux
     with pytest.raises(OperationFailed, match="not managed by Symphony"):
         tmux_cluster.delete_experiment("exp")
     assert tmux_cluster.observe() == []
+
+
+def test_labels_are_refreshed_without_restarting_anything(tmux_cluster: TmuxCluster) -> None:
+    sleeper = proc("a", ["sleep", "60"])
+    converge(tmux_cluster, experiment(sleeper, labels={"owner": "me"}))
+    before = wait_state(tmux_cluster, "a", ProcessState.RUNNING)
+    plan = converge(tmux_cluster, experiment(sleeper, labels={"owner": "git", "x": "1"}))
+    assert plan.empty
+    assert tmux_cluster.sessions()["exp"].labels == {"owner": "git", "x": "1"}
+    assert states(tmux_cluster)["a"].pid == before.pid
