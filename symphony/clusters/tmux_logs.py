@@ -2,9 +2,9 @@
 
 The supervisor writes the raw output (all restarts) to ``<key>.log`` and rotates
 it to ``.log.1``, ``.log.2`` …; the history is the backups oldest first, then
-the live file. ``since`` is as precise as the files allow: the supervisor does
-not time-stamp raw output, so a file last written before the cutoff is skipped
-whole and a file written since is shown whole.
+the live file. ``since`` uses the supervisor's time index beside each file
+(``x.log.idx``: ``<unix time> <byte offset>`` at most once a second), so it is
+precise to about a second; a file without an index is judged by its mtime.
 """
 
 from __future__ import annotations
@@ -32,13 +32,18 @@ def read_history(
     The files are one stream: a line cut by rotation is whole again here.
     ``limit`` stops the last file at that many bytes (where following starts).
     """
+    starts = [0] * len(files)
     if since is not None:
         cutoff = (time.time() if now is None else now) - since
-        files = [f for f in files if _mtime(f) >= cutoff]
+        kept = [(f, start) for f in files if (start := since_offset(f, cutoff)) is not None]
+        files, starts = [f for f, _ in kept], [start for _, start in kept]
     sizes: list[int | None] = [None] * len(files)
     if files and limit is not None:
         sizes[-1] = limit
-    blocks = _tail_blocks(files, sizes, tail) if tail is not None else _blocks(files, sizes)
+    if tail is not None:
+        blocks = _tail_blocks(files, sizes, tail, starts)
+    else:
+        blocks = _blocks(files, sizes, starts)
     lines = _lines(blocks)
     if tail is None:
         yield from lines
@@ -47,11 +52,53 @@ def read_history(
         yield from deque(lines, maxlen=tail)
 
 
-def _blocks(files: Sequence[Path], sizes: Sequence[int | None]) -> Iterator[bytes]:
-    for path, size in zip(files, sizes, strict=True):
+INDEX_SUFFIX = ".idx"
+INDEX_EVERY = 1.0  # the supervisor's spacing of time marks
+
+
+def since_offset(path: Path, cutoff: float) -> int | None:
+    """Where output newer than ``cutoff`` starts in ``path``; None when it has none.
+
+    Output between two marks was written within a second of the first, so the
+    segment before the first mark at or after ``cutoff`` is included when it may
+    hold newer lines: a line is shown a second too early rather than lost.
+    """
+    marks = _marks(Path(str(path) + INDEX_SUFFIX))
+    if not marks:
+        return 0 if _mtime(path) >= cutoff else None
+    for i, (when, offset) in enumerate(marks):
+        if when >= cutoff:
+            if i and marks[i - 1][0] + INDEX_EVERY > cutoff:
+                return marks[i - 1][1]
+            return offset
+    when, offset = marks[-1]
+    return offset if when + INDEX_EVERY > cutoff else None
+
+
+def _marks(index: Path) -> list[tuple[float, int]]:
+    try:
+        text = index.read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return []
+    marks = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                marks.append((float(parts[0]), int(parts[1])))
+            except ValueError:
+                continue
+    return marks
+
+
+def _blocks(
+    files: Sequence[Path], sizes: Sequence[int | None], starts: Sequence[int]
+) -> Iterator[bytes]:
+    for path, size, start in zip(files, sizes, starts, strict=True):
         try:
             with open(path, "rb") as fh:
-                left = size
+                fh.seek(start)
+                left = None if size is None else max(0, size - start)
                 while left is None or left > 0:
                     block = fh.read(BLOCK if left is None else min(BLOCK, left))
                     if not block:
@@ -63,11 +110,13 @@ def _blocks(files: Sequence[Path], sizes: Sequence[int | None]) -> Iterator[byte
             continue  # rotated away while reading
 
 
-def _tail_blocks(files: Sequence[Path], sizes: Sequence[int | None], count: int) -> Iterator[bytes]:
+def _tail_blocks(
+    files: Sequence[Path], sizes: Sequence[int | None], count: int, starts: Sequence[int]
+) -> Iterator[bytes]:
     """Enough trailing blocks, in order, to hold the last ``count`` lines: read backwards."""
     collected: deque[bytes] = deque()
     newlines = 0
-    for path, size in zip(reversed(files), reversed(sizes), strict=True):
+    for path, size, start in zip(reversed(files), reversed(sizes), reversed(starts), strict=True):
         try:
             fh = open(path, "rb")  # noqa: SIM115 (closed just below)
         except FileNotFoundError:
@@ -75,8 +124,8 @@ def _tail_blocks(files: Sequence[Path], sizes: Sequence[int | None], count: int)
         with fh:
             end = fh.seek(0, os.SEEK_END)
             pos = end if size is None else min(size, end)
-            while pos > 0 and newlines <= count:
-                step = min(BLOCK, pos)
+            while pos > start and newlines <= count:
+                step = min(BLOCK, pos - start)
                 pos -= step
                 fh.seek(pos)
                 block = fh.read(step)
