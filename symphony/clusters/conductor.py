@@ -13,6 +13,7 @@ verifies an ``https://`` conductor. Every failure is one line naming the cluster
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,14 @@ import httpx
 
 from symphony.clusters.conductor_deployments import NotNative, apply_body
 from symphony.errors import OperationFailed, Problem, UserError
-from symphony.model import ClusterSpec, Deployment, Experiment, ObservedProcess, ProcessState
+from symphony.model import (
+    ClusterSpec,
+    Deployment,
+    Experiment,
+    ObservedProcess,
+    ProcessState,
+    SourceRef,
+)
 from symphony.plan import Plan
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -120,7 +128,9 @@ class ConductorCluster:
     def observe(self, *, experiments: Sequence[str] | None = None) -> list[ObservedProcess]:
         if experiments is not None and not experiments:
             return []
-        params = [("experiment", e) for e in experiments] if experiments else []
+        # everything (status, delete, prune) includes stopped deployments; a plan of named
+        # experiments does not: their manifests lower to no processes
+        params = [("experiment", e) for e in experiments] if experiments else [("stopped", "true")]
         rows = self._request("GET", "/processes", params=params).json()
         return [self._observed(row) for row in rows]
 
@@ -151,7 +161,11 @@ class ConductorCluster:
             body = apply_body(plan, desired, deployments)
         except NotNative as exc:
             raise OperationFailed(f"cluster {self.spec.name}: {exc}") from None
-        self._request("POST", "/apply", json=body)
+        try:
+            self._request("POST", "/apply", json=body)
+        except UserError as exc:  # point at the manifest the conductor's complaint is about
+            sources = {e.name: e.source for e in desired} | {d.name: d.source for d in deployments}
+            raise UserError([_located(p, sources) for p in exc.problems]) from None
 
     def delete_experiment(self, name: str) -> None:
         self._request("DELETE", f"/experiments/{name}", ok=(200, 404))
@@ -224,6 +238,18 @@ class ConductorCluster:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+_ABOUT = re.compile(r"^cluster [^:]+: (?:experiment|deployment) ([a-z0-9-]+)\b")
+
+
+def _located(problem: Problem, sources: dict[str, SourceRef]) -> Problem:
+    """``FILE:LINE: message`` when the message names an experiment or deployment we sent."""
+    m = _ABOUT.match(problem.message)
+    source = sources.get(m.group(1)) if m else None
+    if source is None or source.file.startswith("<"):
+        return problem
+    return Problem(problem.message, file=source.file, line=source.line)
 
 
 def _log_source(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -218,10 +218,11 @@ class Experiments:
             self._release(jid)
         decisions: dict[str, Decision] = {}
         if need:
-            decisions = self.conductor.placer.place_gang(f"experiment:{experiment.name}", need)
-            if any(d.node_id is None for d in decisions.values()):
-                reason = next(d.reason for d in decisions.values() if d.node_id is None)
-                raise ApplyError([f"experiment {experiment.name} is unschedulable: {reason}"])
+            decisions = self.conductor.placer.place_gang(experiment.name, need)
+            reasons = [d.reason for d in decisions.values() if d.node_id is None]
+            if reasons:  # the members that fit say "(x does not)"; the others say why they do not
+                why = [r for r in reasons if not r.endswith(" not)")] or reasons
+                raise ApplyError([f"experiment {experiment.name} is unschedulable: {why[0]}"])
             self._undo += [("placed", jid) for jid in decisions]
         placed = {jid: d.node_id for jid, d in decisions.items() if d.node_id is not None}
         nodes = {}
@@ -431,8 +432,12 @@ class Experiments:
         raise KeyError(name)
 
     # ------------------------------------------------------------------ views
-    def processes(self, names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Every process of the experiments and CLI-applied deployments, as the CLI observes them."""
+    def processes(self, names: list[str] | None = None, *, stopped: bool = False) -> list[dict[str, Any]]:
+        """Every process of the experiments and CLI-applied deployments, as the CLI observes them.
+
+        A stopped deployment has no processes for the planner (its manifest lowers to none);
+        ``stopped`` lists its jobs anyway, for status, delete and prune.
+        """
         wanted = None if not names else set(names)
         out: list[dict[str, Any]] = []
         for name in self.names():
@@ -449,7 +454,7 @@ class Experiments:
             if wanted is not None and dep_id not in wanted:
                 continue
             row = self.store.get_deployment(dep_id)
-            if row is None or row.spec.get("desired_state") == "stopped":
+            if row is None or (row.spec.get("desired_state") == "stopped" and not stopped):
                 continue
             drifted = row.spec_hash != applied_hash  # changed through the API since: re-apply fixes it
             replicas = int(row.spec.get("replicas", 1))

@@ -46,10 +46,11 @@ def router_for(conductor: Conductor) -> APIRouter:
     @router.get("/processes")
     async def processes(
         experiment: Annotated[list[str] | None, Query(description="only these (repeatable)")] = None,
+        stopped: Annotated[bool, Query(description="also the jobs of stopped deployments")] = False,
     ) -> Any:
         """``[{"experiment", "key", "kind", "job_id", "spec_hash", "node", "host", "state", "pid",
         "restarts", "exit_code", "started_at", "reason", …}]``."""
-        return book.processes(experiment)
+        return book.processes(experiment, stopped=stopped)
 
     @router.get("/experiments")
     async def list_experiments() -> list[dict[str, Any]]:
