@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from symphony.clusters.base import unsupported
 from symphony.clusters.conductor_deployments import NotNative, apply_body
 from symphony.errors import OperationFailed, Problem, UserError
 from symphony.model import (
@@ -228,6 +230,23 @@ class ConductorCluster:
             raise UserError(f"experiment {experiment} has no bound or exposed name {service!r} (names: {known})")
         a = addresses[service]
         return f"http://{a['host']}:{a['port']}"
+
+    # ------------------------------------------------------------------ access
+    def exec(self, experiment: str, key: str, argv: Sequence[str]) -> int:
+        """Run ``argv`` on the process's node with its environment and folder (no terminal,
+        no input); print its output when it has ended and return its exit code."""
+        row = self._job(experiment, key)
+        resp = self._request("POST", f"/jobs/{row['job_id']}/exec", json={"argv": list(argv)},
+                             timeout=httpx.Timeout(None, connect=5.0))
+        result = resp.json()
+        sys.stdout.write(result.get("output", ""))
+        sys.stdout.flush()
+        if result.get("error"):
+            raise OperationFailed(f"exec in {experiment}/{key} on node {result.get('node')}: {result['error']}")
+        return int(result["exit_code"])
+
+    def ssh(self, experiment: str, key: str) -> int:
+        raise unsupported(self.spec, "ssh (attaching a terminal to a node's process)")
 
     # ------------------------------------------------------------------ nodes
     def nodes(self) -> list[dict[str, Any]]:

@@ -68,6 +68,8 @@ class Conductor:
     sched_stats: SchedulingStats = field(default_factory=SchedulingStats)  # for GET /metrics
     # told the job ids schedule_pending placed (experiments recompute their addresses)
     placement_hooks: list[Callable[[list[str]], None]] = field(default_factory=list)
+    # request id -> who waits for that ExecResult (symphony exec through the HTTP API)
+    exec_waiters: dict[str, Callable[[pb.ExecResult], None]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ startup
     def restore(self) -> None:
@@ -389,6 +391,11 @@ class Conductor:
             self.store.add_event("node-error", f"{session.node_id}: {ack.message}",
                                  deployment_id=job.deployment_id if job else None, job_id=job_id,
                                  node_id=session.node_id)
+
+    def on_exec_result(self, session: NodeSession, result: pb.ExecResult) -> None:
+        waiter = self.exec_waiters.pop(result.request_id, None)
+        if waiter is not None:
+            waiter(result)
 
     def on_logs(self, session: NodeSession, logs: pb.DeploymentLogs) -> None:
         buf = self.logs.get(logs.job_id)

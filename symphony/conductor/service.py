@@ -95,6 +95,8 @@ class ConductorService(pb_grpc.ConductorServiceServicer):
                         c.on_logs(session, msg.deployment_logs)
                     elif kind == "ack":
                         c.on_ack(session, msg.ack)
+                    elif kind == "exec_result":
+                        c.on_exec_result(session, msg.exec_result)
                     elif kind == "hello":
                         log.warning("node %s sent a second hello; ignored", session.node_id)
                 except Exception:  # one bad message must not end the stream

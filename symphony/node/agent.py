@@ -21,6 +21,7 @@ import grpc
 
 from symphony.node.config import NodeSettings
 from symphony.node.connection import Backoff, credentials, open_channel
+from symphony.node.exec import run_beside
 from symphony.node.jobs import JobManager
 from symphony.node.metrics import Metrics
 from symphony.proto import protocol_pb2 as pb
@@ -171,6 +172,14 @@ class Agent:
                 task = asyncio.create_task(self._send_tail(lr.job_id, lr.tail, outbox))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+            elif kind == "exec_request":  # symphony exec: run beside a job, answer when done
+                task = asyncio.create_task(self._exec(msg.exec_request, outbox))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _exec(self, req: pb.ExecRequest, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
+        result = await asyncio.to_thread(run_beside, self.jobs.jobs_dir, req)
+        outbox.put_nowait(pb.NodeToConductor(exec_result=result))
 
     async def _send_tail(self, job_id: str, tail: int, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         logs = await asyncio.to_thread(self.jobs.tail_logs, job_id, tail or 200)

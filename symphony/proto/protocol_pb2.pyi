@@ -218,19 +218,33 @@ class DeploymentLogs(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
     def __init__(self, deployment_id: _Optional[str] = ..., job_id: _Optional[str] = ..., epoch: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
 
+class ExecResult(_message.Message):
+    __slots__ = ("request_id", "exit_code", "output", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    exit_code: int
+    output: bytes
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
 class NodeToConductor(_message.Message):
-    __slots__ = ("hello", "heartbeat", "deployment_status_list", "deployment_logs", "ack")
+    __slots__ = ("hello", "heartbeat", "deployment_status_list", "deployment_logs", "ack", "exec_result")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_STATUS_LIST_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_LOGS_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    EXEC_RESULT_FIELD_NUMBER: _ClassVar[int]
     hello: NodeHello
     heartbeat: Heartbeat
     deployment_status_list: DeploymentStatusList
     deployment_logs: DeploymentLogs
     ack: Ack
-    def __init__(self, hello: _Optional[_Union[NodeHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., deployment_status_list: _Optional[_Union[DeploymentStatusList, _Mapping]] = ..., deployment_logs: _Optional[_Union[DeploymentLogs, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+    exec_result: ExecResult
+    def __init__(self, hello: _Optional[_Union[NodeHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., deployment_status_list: _Optional[_Union[DeploymentStatusList, _Mapping]] = ..., deployment_logs: _Optional[_Union[DeploymentLogs, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., exec_result: _Optional[_Union[ExecResult, _Mapping]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("message", "ref_seq", "ok")
@@ -302,18 +316,32 @@ class DeploymentLogsRequest(_message.Message):
     job_id: str
     def __init__(self, deployment_id: _Optional[str] = ..., enable: _Optional[bool] = ..., since_ms: _Optional[int] = ..., tail: _Optional[int] = ..., streams: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
+class ExecRequest(_message.Message):
+    __slots__ = ("request_id", "job_id", "argv", "timeout_sec")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ARGV_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SEC_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    job_id: str
+    argv: _containers.RepeatedScalarFieldContainer[str]
+    timeout_sec: float
+    def __init__(self, request_id: _Optional[str] = ..., job_id: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., timeout_sec: _Optional[float] = ...) -> None: ...
+
 class ConductorToNode(_message.Message):
-    __slots__ = ("seq", "ack", "deployment_req", "welcome", "deployment_update", "deployment_logs_request")
+    __slots__ = ("seq", "ack", "deployment_req", "welcome", "deployment_update", "deployment_logs_request", "exec_request")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_REQ_FIELD_NUMBER: _ClassVar[int]
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_UPDATE_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_LOGS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    EXEC_REQUEST_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ack: Ack
     deployment_req: DeploymentReq
     welcome: Welcome
     deployment_update: DeploymentUpdate
     deployment_logs_request: DeploymentLogsRequest
-    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., deployment_req: _Optional[_Union[DeploymentReq, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., deployment_update: _Optional[_Union[DeploymentUpdate, _Mapping]] = ..., deployment_logs_request: _Optional[_Union[DeploymentLogsRequest, _Mapping]] = ...) -> None: ...
+    exec_request: ExecRequest
+    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., deployment_req: _Optional[_Union[DeploymentReq, _Mapping]] = ..., welcome: _Optional[_Union[Welcome, _Mapping]] = ..., deployment_update: _Optional[_Union[DeploymentUpdate, _Mapping]] = ..., deployment_logs_request: _Optional[_Union[DeploymentLogsRequest, _Mapping]] = ..., exec_request: _Optional[_Union[ExecRequest, _Mapping]] = ...) -> None: ...

@@ -123,6 +123,15 @@ def test_two_nodes_talk_reapply_is_a_noop_and_an_edit_restarts_one_process(edge:
     # visit prints the binder's address
     assert edge.ok("visit", "echo", "pingpong", "-u", "--cluster", "edge").strip() == f"http://127.0.0.2:{port}"
 
+    # exec runs beside the process on its node, with its environment and in its folder
+    out = edge.ok("exec", "client", "pingpong", "--cluster", "edge", "--", "sh", "-c", "echo $SYMPH_ECHO_ADDR; pwd")
+    assert out.splitlines() == [f"127.0.0.2:{port}", str(edge.cluster.work_dir("na") / "jobs" / "pingpong.client")]
+    assert edge.run("exec", "server", "pingpong", "--cluster", "edge", "--", "sh", "-c", "exit 3").returncode == 3
+    missing = edge.run("exec", "server", "pingpong", "--cluster", "edge", "--", "no-such-command-here")
+    assert missing.returncode == 1 and "no-such-command-here" in missing.stderr and "Traceback" not in missing.stderr
+    ssh = edge.run("ssh", "server", "pingpong", "--cluster", "edge")
+    assert ssh.returncode == 1 and "not supported on conductor clusters" in ssh.stderr
+
 
 def test_logs_follow_streams_new_lines(edge: Edge) -> None:
     path = edge.write("ticker.yaml", f"""apiVersion: symphony/v1
