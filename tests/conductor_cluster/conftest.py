@@ -55,15 +55,19 @@ class Edge:
             "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         }
 
-    def start(self) -> None:
+    def start(self, nodes: tuple[tuple[str, str, str], ...] = (("na", "a", "127.0.0.1"), ("nb", "b", "127.0.0.2"))) -> None:
         self.cluster.start_conductor()
-        for node_id, group, addr in (("na", "a", "127.0.0.1"), ("nb", "b", "127.0.0.2")):
-            path = self.cluster.node_config(node_id, groups=(group,), caps={"A": 4})
-            config = json.loads(path.read_text())
-            config["node"]["advertise_address"] = addr
-            path.write_text(json.dumps(config))
-            self.cluster.start_node(node_id)
+        for node_id, group, addr in nodes:
+            self.start_node(node_id, group, addr)
         self.cluster_yaml = self.write("cluster.yaml", self.cluster_manifest("edge"))
+
+    def start_node(self, node_id: str, group: str, addr: str) -> None:
+        """A node of one group with A=4 that advertises ``addr``."""
+        path = self.cluster.node_config(node_id, groups=(group,), caps={"A": 4})
+        config = json.loads(path.read_text())
+        config["node"]["advertise_address"] = addr
+        path.write_text(json.dumps(config))
+        self.cluster.start_node(node_id)
 
     def cluster_manifest(self, name: str, *, url: str | None = None, token_file: str | Path | None = None) -> str:
         return (
