@@ -163,8 +163,9 @@ def nodes(ctx: click.Context, url: str, token: str | None, token_file: str | Non
 
     from symphony.cli import globals_of
 
-    if globals_of(ctx).cluster:  # --cluster NAME: the Cluster's url, token_file and ca_file
-        data = _cluster_nodes(globals_of(ctx).cluster)
+    cluster = globals_of(ctx).cluster
+    if cluster:  # --cluster NAME: the Cluster's url, token_file and ca_file
+        data = _cluster_nodes(cluster)
     else:
         headers = {"Authorization": f"Bearer {_token(token, token_file)}"}
         try:
