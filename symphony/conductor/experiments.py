@@ -448,8 +448,9 @@ class Experiments:
             for p in stored.experiment.processes:
                 jid = job_id(name, p.key)
                 view = self._job(jid)
-                out.append({**view, "experiment": name, "key": p.key, "kind": "experiment",
-                            "spec_hash": stored.wires[p.key].get("spec_hash", "")})
+                # a job removed behind our back (DELETE /deployments/<job>) matches no spec: re-apply restores it
+                spec_hash = stored.wires[p.key].get("spec_hash", "") if view.get("epoch") is not None else ""
+                out.append({**view, "experiment": name, "key": p.key, "kind": "experiment", "spec_hash": spec_hash})
         for dep_id, (applied_hash, hashes) in sorted(self._applied().items()):
             if wanted is not None and dep_id not in wanted:
                 continue

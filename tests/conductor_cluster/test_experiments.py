@@ -184,6 +184,13 @@ spec:
     assert environ(pids["g/q-1"])["SYMPH_REPLICA"] == "1"
     assert environ(pids["g/q-1"])["SYMPH_PROCESS_GROUP"] == "g"
 
+    # a process removed behind Symphony's back (through the API) comes back on the next apply
+    assert edge.cluster.http.delete("/deployments/one.p").status_code == 200
+    wait_for(lambda: not helpers_alive(one_pid), what="one's process to stop")
+    assert edge.run("diff", "-f", one).returncode == 1
+    edge.ok("apply", "-f", one)
+    one_pid = edge.wait_running("one", {"p"})["p"]["pid"]
+
     out = edge.ok("apply", "-f", one, "--prune")
     assert "experiment two (edge): pruned" in out
     wait_for(lambda: not any(helpers_alive(p) for p in pids.values()), what="two's processes to stop")
