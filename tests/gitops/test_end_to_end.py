@@ -195,8 +195,14 @@ def test_serve_runs_sources_reports_status_and_syncs_on_a_hook(
     assert (code, body) == (202, {"syncing": ["ops"]})
     wait_for(lambda: ("a", "p2") in live(tmux_cluster), timeout=15, message=serve.output)
 
+    def status_of_a() -> dict | None:  # the status is written just after the apply
+        code, status = get(base + "/status")
+        assert code == 200
+        found = {e["name"]: e for e in status["experiments"]}.get("a")
+        return found if found and found.get("revision") == second[:12] else None
+
+    wait_for(status_of_a, timeout=15, message=serve.output)
     code, status = get(base + "/status")
-    assert code == 200
     by_name = {e["name"]: e for e in status["experiments"]}
     assert by_name["a"]["source"] == "ops" and by_name["a"]["revision"] == second[:12]
     assert by_name["a"]["sync"] == "Synced" and by_name["a"]["health"] in ("Healthy", "Progressing")
