@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import webbrowser
 
 import click
@@ -38,10 +39,8 @@ def visit(ctx: click.Context, service: str, experiment: str | None, url_only: bo
         click.echo(f"opened {url}")
     keep_alive = getattr(cluster, "wait_forwards", None)  # a port-forward lives as long as we do
     if callable(keep_alive):
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             keep_alive()
-        except KeyboardInterrupt:
-            pass
 
 
 @click.command("exec")
