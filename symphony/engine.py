@@ -228,8 +228,7 @@ class Cluster:
         self, *experiments: ExperimentSpec, wait: bool = False, timeout: float = 60.0
     ) -> None:
         """Converge the cluster to these experiments, like ``symphony apply``."""
-        from symphony.reconciler import apply_manifests
-        from symphony.reconciler import Reconciler
+        from symphony.reconciler import Reconciler, apply_manifests
 
         reconciler = Reconciler()
         plans = apply_manifests(self.manifests(*experiments), reconciler=reconciler)
