@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, pid_alive, sleeper, wait_for
+from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 from symphony import supervisor
 

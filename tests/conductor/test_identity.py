@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Cluster, wait_for
+from .conftest import Cluster, wait_for
 
 from symphony import certs
 from symphony.proto import protocol_pb2 as pb

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, pid_alive, sleeper, wait_for
+from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

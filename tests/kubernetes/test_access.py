@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Kube, wait_for
+from .conftest import Kube, wait_for
 
 from symphony.clusters.kubernetes import KubernetesCluster
 from symphony.clusters.kubernetes_access import split_remote

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NAMESPACE, Kube, wait_for
+from .conftest import NAMESPACE, Kube, wait_for
 from kube_emulator import Emulator
 
 from symphony.clusters.kubernetes import KubernetesCluster

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import Kube, wait_for
+from .conftest import Kube, wait_for
 
 from symphony.clusters.kubernetes import KubernetesCluster
 from symphony.clusters.kubernetes_render import (
