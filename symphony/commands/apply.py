@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from symphony import known_clusters
-from symphony.commands.common import load, make_reconciler, options, paths_option, progress_printer
+from symphony.commands.common import load, make_reconciler, options, progress_printer
+from symphony.commands.options import paths_option
 from symphony.errors import ManifestError, UserError
 from symphony.manifests import check_cluster_refs
 from symphony.reconciler import ClusterPlan, apply_manifests, workloads

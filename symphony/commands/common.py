@@ -19,16 +19,6 @@ from symphony.model import LOCAL_CLUSTER, ManifestSet, ObservedProcess, ProcessS
 from symphony.names import resolve_name
 from symphony.reconciler import Reconciler
 
-paths_option = click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    metavar="PATH",
-    help="A manifest file, a folder of *.yaml/*.yml, or - for stdin (repeatable).",
-)
-
 
 def options(ctx: click.Context) -> Globals:
     return globals_of(ctx)

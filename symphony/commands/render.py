@@ -6,18 +6,9 @@ import sys
 
 import click
 
+from symphony.commands.options import paths_option
 from symphony.errors import UserError
 from symphony.model import ClusterSpec, ClusterType, ManifestSet
-
-paths_option = click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    metavar="PATH",
-    help="A manifest file, a folder of *.yaml/*.yml, or - for stdin (repeatable).",
-)
 
 
 @click.command()
