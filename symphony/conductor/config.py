@@ -22,6 +22,7 @@ STRATEGIES = ("binpack", "spread")
 class ConductorSettings:
     listen: str = "0.0.0.0:50051"
     http_listen: str = "127.0.0.1:8000"
+    http_tls: bool = False  # serve the HTTP API over TLS with the conductor's server certificate
     storage_path: Path = Path("storage")
     cert_path: Path = Path("storage/certs")
     server_sans: tuple[str, ...] = ()
@@ -121,7 +122,7 @@ def load_conductor_settings(path: str | Path, data: dict[str, Any] | None = None
             raise r.fail(key, "unknown field (expected mode, logging, conductor)")
     log = r.section("logging", {"level", "json"})
     c = r.section("conductor", {"listen", "http", "storage", "tls", "scheduler", "startup_grace_sec"})
-    http = r.section("conductor.http", {"listen"})
+    http = r.section("conductor.http", {"listen", "tls"})
     storage = r.section("conductor.storage", {"path"})
     tls = r.section("conductor.tls", {"cert_path", "server_sans", "allow_shared_node_cert"})
     sched = r.section("conductor.scheduler", {"strategy"})
@@ -139,6 +140,7 @@ def load_conductor_settings(path: str | Path, data: dict[str, Any] | None = None
     return ConductorSettings(
         listen=check_listen(r, "conductor.listen", r.get(c, "conductor", "listen", str, "0.0.0.0:50051")),
         http_listen=check_listen(r, "conductor.http.listen", r.get(http, "conductor.http", "listen", str, "127.0.0.1:8000")),
+        http_tls=r.get(http, "conductor.http", "tls", bool, False),
         storage_path=storage_path,
         cert_path=resolve(base, r.get(tls, "conductor.tls", "cert_path", str, cert_default)),
         server_sans=tuple(sans),

@@ -42,10 +42,18 @@ SPEC_KEYS = ("cluster", "node_group", "replicas", "capacity_requests", "kind", "
              "restart_policy", "desired_state")
 
 
+# Each replica is a stored job the conductor places one by one: a typo like 100000 must
+# be refused, not freeze the conductor while it writes the rows.
+MAX_REPLICAS = 1000
+
+
 def parse_deployment(body: Any) -> Deployment:
     """Validate a POST/PATCH body into a Deployment (one message per problem)."""
     default = f"dep-{secrets.token_hex(4)}"
-    return deployment_from_api(body, default_name=default)
+    dep = deployment_from_api(body, default_name=default)
+    if dep.replicas > MAX_REPLICAS:
+        raise UserError(f"replicas: {dep.replicas} is more than the {MAX_REPLICAS} a deployment may have")
+    return dep
 
 
 def view(dep: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +77,25 @@ async def healthz(request: Request) -> dict[str, Any]:
 deployments = APIRouter(prefix="/deployments", tags=["deployments"], dependencies=[Depends(require_token)],
                         responses=ERROR_RESPONSES)
 
-_BODY = {"required": True, "content": {"application/json": {"schema": api_schema("deployment")}}}
-_PATCH_BODY = {"required": True, "content": {"application/json": {"schema": api_schema("deployment", partial=True)}}}
+
+
+def body_schema(*, partial: bool = False) -> dict[str, Any]:
+    """The request body in OpenAPI: ``schemas/deployment.json``, plus the one rule the
+    manifests check in code (``expand.build_deployment``): an exec job without an image
+    needs a command."""
+    schema = api_schema("deployment", partial=partial)
+    schema["properties"]["replicas"]["maximum"] = MAX_REPLICAS
+    if partial:  # the path names it; a body may repeat the same name, never another
+        del schema["properties"]["name"]
+    schema["allOf"] = [{
+        "if": {"properties": {"kind": {"const": "exec"}, "config": {"properties": {"image": {"type": "null"}}}}},
+        "then": {"properties": {"config": {"required": ["command"]}}},
+    }]
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_BODY = body_schema()
+_PATCH_BODY = body_schema(partial=True)
 
 
 @deployments.post("", status_code=201, openapi_extra={"requestBody": _BODY},

@@ -100,12 +100,19 @@ async def serve(settings: ConductorSettings, *, stop: asyncio.Event | None = Non
     http_sock = _bind_http(settings.http_listen)
     await server.start()
 
-    app = create_app(conductor, token=token)
-    uv = _Uvicorn(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    app = create_app(conductor, token=token, secure_cookie=settings.http_tls)
+    # TLS with the server certificate the nodes check, so clients trust the same ca.pem
+    paths = certs.CertPaths(settings.cert_path)
+    # timeout_graceful_shutdown: a followed log stream never ends by itself
+    uv = _Uvicorn(uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1,
+        ssl_certfile=str(paths.server_cert) if settings.http_tls else None,
+        ssl_keyfile=str(paths.server_key) if settings.http_tls else None,
+    ))
     grpc_host, _ = _split(settings.listen)
     http_host, http_port = http_sock.getsockname()[:2]
     shown = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
-    http_url = f"http://{shown}:{http_port}"
+    http_url = f"{'https' if settings.http_tls else 'http'}://{shown}:{http_port}"
     info = {
         "pid": os.getpid(),
         "grpc": f"{grpc_host}:{grpc_port}",

@@ -74,9 +74,11 @@
     const u = num(used) || 0, t = num(total) || 0;
     const pct = t > 0 ? Math.min(100, (u / t) * 100) : 0;
     const level = pct >= 90 ? "high" : pct >= 70 ? "mid" : "";
+    const fill = el("div", { class: `fill ${level}` });
+    fill.style.width = `${pct.toFixed(1)}%`; // the CSSOM, which the page's CSP allows (style="" it does not)
     return el("div", { class: "meter", title: `${label}: ${text}` },
       el("div", { class: "label" }, el("b", {}, label), el("span", {}, text)),
-      el("div", { class: "track" }, el("div", { class: `fill ${level}`, style: `width:${pct.toFixed(1)}%` })));
+      el("div", { class: "track" }, fill));
   }
 
   // ------------------------------------------------------------------ API
@@ -212,9 +214,14 @@
       el("button", { type: "button", class: "small danger", "data-action": "delete", "data-dep": d.id }, "Delete"));
   }
 
+  // An experiment's process runs as the deployment "<experiment>.<process>" (a dot no
+  // deployment name can hold): it is shown and changed with its experiment.
+  const isExperimentJob = (id) => id.includes(".");
+  const ownDeployments = () => state.deps.filter((d) => !isExperimentJob(d.id));
+
   function renderDeployments() {
     const filter = $("#dep-filter").value.trim();
-    const shown = state.deps.filter((d) => !filter || d.id.includes(filter));
+    const shown = ownDeployments().filter((d) => !filter || d.id.includes(filter));
     const rows = shown.map((d) => {
       const jobs = d.jobs || [];
       const running = jobs.filter((j) => j.state === "running").length;
@@ -229,11 +236,11 @@
         el("td", {}, nodes.length ? nodes.join(", ") : el("span", { class: "muted" }, "–")),
         el("td", { class: "num" }, String(restarts)),
         el("td", { class: "num" }, lastExit(jobs)),
-        el("td", { class: "reason" }, d.reason || ""),
+        el("td", { class: "why" }, d.reason || ""),
         el("td", { class: "actions-col" }, actionButtons(d)));
     });
     $("#deps-table tbody").replaceChildren(...rows);
-    $("#deps-empty").hidden = state.deps.length > 0;
+    $("#deps-empty").hidden = shown.length > 0;
   }
 
   function commandText(command) {
@@ -244,8 +251,14 @@
   function renderDetail(d) {
     $("#dep-title").textContent = d.id;
     $("#dep-state").replaceChildren(badge(d.state), " ", el("span", { class: "muted" }, `desired: ${d.desired_state || "running"}`));
-    $("#dep-actions").replaceChildren(...actionButtons(d).childNodes);
-    $$("#dep-actions [data-action=logs]").forEach((b) => b.remove());
+    if (isExperimentJob(d.id)) {
+      const exp = d.id.split(".")[0];
+      $("#dep-actions").replaceChildren(el("span", { class: "muted" }, "a process of experiment ",
+        el("a", { href: "#experiments" }, exp), "; change it with symphony apply"));
+    } else {
+      $("#dep-actions").replaceChildren(...actionButtons(d).childNodes);
+      $$("#dep-actions [data-action=logs]").forEach((b) => b.remove());
+    }
     const reason = $("#dep-reason");
     reason.hidden = !d.reason;
     reason.textContent = d.reason ? `Why it is not running: ${d.reason}` : "";
@@ -272,7 +285,7 @@
       el("td", { class: "num" }, String(j.restarts || 0)),
       el("td", { class: "num" }, j.exit_code === null || j.exit_code === undefined ? "–" : String(j.exit_code)),
       el("td", { title: clock(j.started_at) }, j.started_at ? since(j.started_at) : "–"),
-      el("td", { class: "reason" }, j.reason || "")));
+      el("td", { class: "why" }, j.reason || "")));
     $("#jobs-table tbody").replaceChildren(...rows);
     const select = $("#log-replica");
     const wanted = (d.jobs || []).map((j) => String(j.replica));
@@ -296,27 +309,30 @@
   }
 
   // ------------------------------------------------------------------ experiments
+  // GET /experiments: [{name, cluster, created_at, processes: [{key, job_id, node, host, state,
+  // pid, restarts, exit_code, reason, …}], addresses: {name: {host, port, node, process, exposed}}}]
   function renderExperiments() {
     const rows = [];
     for (const exp of state.experiments || []) {
-      const name = exp.name || exp.id || "";
-      const procs = exp.processes || exp.jobs || [];
+      const procs = exp.processes || [];
+      const addresses = Object.entries(exp.addresses || {});
+      const head = el("td", { rowspan: Math.max(1, procs.length) }, el("b", {}, exp.name),
+        el("span", { class: "sub" }, `${procs.length} processes · ${exp.cluster || ""}`));
       if (!procs.length) {
-        rows.push(el("tr", { "data-exp": name }, el("td", {}, name), el("td", {}, "–"),
-          el("td", {}, badge(exp.state || "pending")), el("td", {}, "–"), el("td", {}, "–"), el("td", {}, "–"),
-          el("td", {}, "–"), el("td", { class: "reason" }, exp.reason || "")));
+        rows.push(el("tr", { "data-exp": exp.name }, head, el("td", { colspan: 7, class: "muted" }, "no processes")));
       }
       procs.forEach((p, i) => {
-        const pname = p.group ? `${p.group}/${p.name || p.process}` : p.name || p.process || p.job_id || "";
-        rows.push(el("tr", { "data-exp": name },
-          el("td", {}, i === 0 ? el("b", {}, name) : ""),
-          el("td", {}, pname),
+        const provides = addresses.filter(([, a]) => a.process === p.key)
+          .map(([name, a]) => el("span", { class: "chip", title: a.exposed ? "exposed" : "bound" }, `${name} ${a.host}:${a.port}`));
+        rows.push(el("tr", { "data-exp": exp.name, "data-process": p.key },
+          i === 0 ? head : null,
+          el("td", {}, p.job_id ? el("a", { href: `#deployment/${encodeURIComponent(p.job_id)}` }, p.key) : p.key),
           el("td", {}, badge(p.state || "pending")),
           el("td", {}, p.node || "–"),
-          el("td", {}, p.host ? (p.port ? `${p.host}:${p.port}` : p.host) : "–"),
+          el("td", {}, provides.length ? provides : el("span", { class: "muted" }, "–")),
           el("td", { class: "num" }, String(p.restarts || 0)),
           el("td", { class: "num" }, p.exit_code === null || p.exit_code === undefined ? "–" : String(p.exit_code)),
-          el("td", { class: "reason" }, p.reason || exp.reason || "")));
+          el("td", { class: "why" }, p.reason || "")));
       });
     }
     $("#exps-table tbody").replaceChildren(...rows);
@@ -424,8 +440,10 @@
 
   function renderSummary() {
     const ready = state.nodes.filter((n) => n.state === "ready").length;
-    const running = state.deps.filter((d) => d.state === "running").length;
-    $("#summary").textContent = `${ready}/${state.nodes.length} nodes ready · ${state.deps.length} deployments, ${running} running`;
+    const own = ownDeployments();
+    const running = own.filter((d) => d.state === "running").length;
+    const exps = state.experiments === null ? "" : ` · ${state.experiments.length} experiments`;
+    $("#summary").textContent = `${ready}/${state.nodes.length} nodes ready · ${own.length} deployments, ${running} running${exps}`;
   }
 
   async function refresh() {
@@ -670,8 +688,9 @@
     submit.disabled = true;
     try {
       const editing = state.editing;
+      const { name, ...changes } = body; // PATCH: the path names it
       const saved = editing
-        ? await api("PATCH", `/deployments/${encodeURIComponent(editing.id)}`, body)
+        ? await api("PATCH", `/deployments/${encodeURIComponent(editing.id)}`, changes)
         : await api("POST", "/deployments", body);
       $("#dep-dialog").close();
       state.editing = null;
