@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Cluster, pid_alive, sleeper, wait_for
-from test_parts import parse_metrics
+
+from .conftest import Cluster, pid_alive, sleeper, wait_for
+from .promtext import parse_metrics
 
 pytestmark = pytest.mark.timeout(120)
 

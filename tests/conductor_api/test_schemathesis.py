@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import Cluster
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+
+from .conftest import Cluster
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Cluster
 
 from symphony import certs
+
+from .conftest import Cluster
 
 pytestmark = pytest.mark.timeout(120)
 

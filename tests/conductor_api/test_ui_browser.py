@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, pid_alive, wait_for
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -21,6 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
+
+from .conftest import Cluster, pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -241,7 +242,7 @@ def test_experiments_tab_shows_processes_addresses_and_logs(two_nodes: Cluster, 
     assert resp.status_code == 200, resp.text
     try:
         address = c.http.get("/experiments/ui-exp").json()["addresses"]["rpc"]
-        d.get(f"{c.url}/ui#experiments")
+        d.get(f"{c.url}/ui?token={(c.storage / 'api-token').read_text().strip()}#experiments")
         for key in ("server", "client"):
             until(d, lambda d, k=key: (r := d.find_elements(By.CSS_SELECTOR, f"#exps-table tr[data-process='{k}']"))
                   and "running" in r[0].text, f"{key} running in the Experiments tab")

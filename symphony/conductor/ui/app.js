@@ -297,10 +297,12 @@
     }
   }
 
+  const ALARMING_EVENTS = new Set(["unschedulable", "node-lost", "node-disconnected", "node-error", "fenced", "job-orphaned"]);
+
   function renderEvents(tbody, events, { withDeployment = true } = {}) {
     const rows = events.slice().reverse().map((e) => el("tr", { "data-event": e.id },
       el("td", { title: clock(e.ts) }, timeOfDay(e.ts)),
-      el("td", {}, el("span", { class: "chip" }, e.kind)),
+      el("td", {}, el("span", { class: `chip ${ALARMING_EVENTS.has(e.kind) ? "alarm" : ""}` }, e.kind)),
       withDeployment ? el("td", {}, e.deployment_id
         ? el("a", { href: `#deployment/${encodeURIComponent(e.deployment_id)}` }, e.deployment_id) : "") : null,
       el("td", {}, e.node_id || ""),
