@@ -31,6 +31,7 @@ _FIELD = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.S)
 # For OpenAPI ``responses=``: what the error statuses mean on every protected route.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong API token"},
+    403: {"description": "a change sent with the UI's cookie but not from the UI"},
     422: {"description": "invalid parameters or body; `fields` names each offending field"},
 }
 

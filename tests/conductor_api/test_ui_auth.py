@@ -53,6 +53,22 @@ def test_token_url_sets_an_httponly_strict_cookie_that_the_api_accepts(two_nodes
     assert browser.get("/nodes").status_code == 401
 
 
+def test_the_cookie_changes_things_only_with_the_ui_header(two_nodes: Cluster) -> None:
+    """A page on another port of 127.0.0.1 is "same site" for the cookie: its form or
+    no-cors fetch (text/plain, no custom header) must not create or delete anything."""
+    c = two_nodes
+    session = httpx.Client(base_url=c.url, timeout=10, cookies={"symphony_token": _token(c)})
+    body = b'{"name": "ui-csrf", "node_group": "nowhere", "config": {"command": "true"}}'
+    forged = session.post("/deployments", content=body, headers={"content-type": "text/plain"})
+    assert forged.status_code == 403 and "X-Symphony-UI" in forged.json()["detail"]
+    assert c.http.get("/deployments/ui-csrf").status_code == 404
+    made = session.post("/deployments", content=body, headers={"X-Symphony-UI": "1"})
+    assert made.status_code == 201, made.text
+    assert session.delete("/deployments/ui-csrf").status_code == 403
+    assert session.get("/deployments/ui-csrf").status_code == 200  # reading needs no header
+    assert session.delete("/deployments/ui-csrf", headers={"X-Symphony-UI": "1"}).status_code == 200
+
+
 @pytest.mark.parametrize(
     "path",
     ["/ui/static/../http_api.py", "/ui/static/%2e%2e/http_api.py", "/ui/static/..%2fhttp_api.py",

@@ -91,7 +91,8 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    // X-Symphony-UI: the conductor takes changes made with the session cookie only with it
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json", "X-Symphony-UI": "1" } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
