@@ -103,7 +103,7 @@ async def serve(settings: ConductorSettings, *, stop: asyncio.Event | None = Non
     app = create_app(conductor, token=token, secure_cookie=settings.http_tls)
     # TLS with the server certificate the nodes check, so clients trust the same ca.pem
     paths = certs.CertPaths(settings.cert_path)
-    # timeout_graceful_shutdown: a followed log stream never ends by itself
+    # timeout_graceful_shutdown: an open (followed) log stream must not hold up shutdown
     uv = _Uvicorn(uvicorn.Config(
         app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1,
         ssl_certfile=str(paths.server_cert) if settings.http_tls else None,

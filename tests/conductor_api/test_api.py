@@ -4,8 +4,10 @@ errors, nodes, logs (plain and followed), events and metrics."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -264,3 +266,22 @@ def test_too_many_replicas_are_refused_before_anything_is_written(two_nodes: Clu
     resp = two_nodes.http.post("/deployments", json={"name": "api-many", "replicas": 10**6, "config": {"command": "true"}})
     assert resp.status_code == 422 and resp.json()["fields"][0]["field"] == "replicas"
     assert two_nodes.http.get("/deployments/api-many").status_code == 404
+
+
+def test_conductor_stops_promptly_while_a_log_is_followed(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.start_conductor()
+        c.start_node("solo")
+        _create(c, {"name": "chatty", "config": sleeper("chat")})
+        c.wait_running("chatty")
+        with c.http.stream("GET", "/deployments/chatty/logs", params={"follow": 1},
+                           timeout=httpx.Timeout(20)) as resp:
+            assert next(e for e in _sse(resp))[0] == "log"
+            assert c.conductor is not None
+            began = time.monotonic()
+            c.conductor.p.send_signal(signal.SIGTERM)
+            c.conductor.p.wait(15)
+            assert time.monotonic() - began < 6, "an open log stream held up shutdown"
+    finally:
+        c.close()
