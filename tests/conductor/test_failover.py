@@ -11,9 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 from symphony import supervisor
+
+from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from .conftest import Cluster, wait_for
 
 from symphony import certs
 from symphony.proto import protocol_pb2 as pb
 from symphony.proto import protocol_pb2_grpc as pb_grpc
+
+from .conftest import Cluster, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -205,7 +206,7 @@ def test_nodes_command_lists_the_conductors_nodes(shared_cluster: Cluster) -> No
     import json
     import subprocess
 
-    from conftest import REPO
+    from .conftest import REPO
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "symphony.cli", "nodes", "--url", shared_cluster.url,

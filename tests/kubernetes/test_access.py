@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from .conftest import Kube, wait_for
 
 from symphony.clusters.kubernetes import KubernetesCluster
 from symphony.clusters.kubernetes_access import split_remote
@@ -22,6 +21,8 @@ from symphony.errors import UserError
 from symphony.manifests import load_text
 from symphony.model import ManifestSet
 from symphony.reconciler import Reconciler
+
+from .conftest import Kube, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
