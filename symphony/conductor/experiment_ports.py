@@ -12,7 +12,8 @@ import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-PORT_RANGE = range(30000, 40000)
+# below Linux's ephemeral range (32768-60999), where outgoing connections take their ports
+PORT_RANGE = range(20000, 32000)
 
 
 class PortError(Exception):

@@ -19,26 +19,26 @@ re-apply of unchanged manifests plans nothing. Deployments applied through the C
 remembered here too (``applied_deployments``) with the CLI's per-process hashes.
 
 :meth:`Experiments.apply` checks and places everything first and writes only when
-every experiment fits: a failed apply leaves nothing half-done.
+every experiment fits: a failed apply leaves nothing half-done. Requests are parsed in
+:mod:`experiment_requests`, observations built in :mod:`experiment_views`.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from symphony.clusters.conductor_wire import WireError, experiment_from_wire
-from symphony.conductor.controller import Conductor, NotFound
+from symphony.clusters.conductor_wire import experiment_from_wire
+from symphony.conductor.controller import Conductor
 from symphony.conductor.experiment_ports import Assigned, PortError, assign
+from symphony.conductor.experiment_requests import ApplyError, parse_apply
 from symphony.conductor.placement import Decision
 from symphony.conductor.store import JobRow
 from symphony.environment import process_environment, provider_of
-from symphony.errors import UserError
-from symphony.manifests import deployment_from_api
 from symphony.model import Deployment, Experiment, ProcessSpec, stable_hash
 from symphony.proto import protocol_pb2 as pb
 from symphony.scheduler import ClusterState, Node, Request
@@ -57,18 +57,11 @@ CREATE TABLE IF NOT EXISTS applied_deployments (
   process_hashes TEXT NOT NULL
 );
 """
-NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-class ApplyError(Exception):
-    """The request cannot be carried out as a whole (HTTP 422); nothing was changed."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(errors))
+log = logging.getLogger("symphony.conductor.experiments")
 
 
 def job_id(experiment: str, key: str) -> str:
+    """The id of a process's one-job deployment (and of its job)."""
     return f"{experiment}.{key.replace('/', '.')}"
 
 
@@ -118,14 +111,15 @@ class Experiments:
     def names(self) -> list[str]:
         return [r[0] for r in self.store.db.execute("SELECT name FROM experiments ORDER BY created_at, name")]
 
-    def _applied(self) -> dict[str, tuple[str, dict[str, str]]]:
+    def applied(self) -> dict[str, tuple[str, dict[str, str]]]:
         rows = self.store.db.execute("SELECT id, spec_hash, process_hashes FROM applied_deployments")
         return {r[0]: (r[1], json.loads(r[2])) for r in rows}
 
     # ------------------------------------------------------------------ apply
     def apply(self, body: Any) -> dict[str, Any]:
         """``{"experiments": [wire…], "deployments": [{"spec", "process_hashes"}…], "delete": [names]}``."""
-        experiments, deployments, deletes = self._parse(body)
+        request = parse_apply(body)
+        experiments, deployments, deletes = request.experiments, request.deployments, request.delete
         self._check_names(experiments, deployments)
         self._undo, self._planned = [], {}
         try:
@@ -142,9 +136,12 @@ class Experiments:
                     self._write(item)
                 for dep, hashes in deployments:
                     self._upsert_deployment(dep, hashes)
-        except (ApplyError, PortError) as exc:
+        except PortError as exc:
             self._rollback()
-            raise exc if isinstance(exc, ApplyError) else ApplyError([str(exc)]) from None
+            raise ApplyError([str(exc)]) from None
+        except BaseException:  # ApplyError, or a bug: no capacity stays reserved for nothing
+            self._rollback()
+            raise
         self._undo, self._planned = [], {}
         self.conductor.schedule_pending()
         return {
@@ -152,41 +149,6 @@ class Experiments:
             "deployments": [d.name for d, _ in deployments],
             "deleted": deletes,
         }
-
-    def _parse(
-        self, body: Any
-    ) -> tuple[list[tuple[Experiment, dict[str, dict[str, Any]]]], list[tuple[Deployment, dict[str, str]]], list[str]]:
-        if not isinstance(body, Mapping):
-            raise ApplyError(["the body must be a JSON object"])
-        unknown = sorted(set(body) - {"experiments", "deployments", "delete"})
-        if unknown:
-            raise ApplyError([f"unknown field {unknown[0]!r}"])
-        errors: list[str] = []
-        experiments = []
-        for raw in body.get("experiments") or []:
-            try:
-                experiments.append(experiment_from_wire(raw))
-            except WireError as exc:
-                errors.append(str(exc))
-        for experiment, wires in experiments:
-            errors += _name_problems(experiment, wires)
-        deployments = []
-        for raw in body.get("deployments") or []:
-            if not isinstance(raw, Mapping) or not isinstance(raw.get("process_hashes", {}), Mapping):
-                errors.append("a deployment must be {spec, process_hashes}")
-                continue
-            try:
-                dep = deployment_from_api(raw.get("spec") or {})
-            except UserError as exc:
-                errors += [f"deployment: {p.message}" for p in exc.problems]
-                continue
-            deployments.append((dep, {str(k): str(v) for k, v in (raw.get("process_hashes") or {}).items()}))
-        deletes = body.get("delete") or []
-        if not isinstance(deletes, list) or not all(isinstance(n, str) for n in deletes):
-            errors.append("delete must be a list of names")
-        if errors:
-            raise ApplyError(errors)
-        return experiments, deployments, list(deletes)
 
     def _check_names(
         self, experiments: list[tuple[Experiment, Any]], deployments: list[tuple[Deployment, Any]]
@@ -319,7 +281,7 @@ class Experiments:
         ports = self._ports(e, {k: j.node_id if j else None for k, j in jobs.items()}, stored.ports)
         self.store.db.execute("UPDATE experiments SET ports=? WHERE name=?",
                               (json.dumps({k: v.to_json() for k, v in ports.items()}), name))
-        addresses = {k: (self._host(v.node), v.port) for k, v in ports.items()}
+        addresses = {k: (self.host(v.node), v.port) for k, v in ports.items()}
         for p in e.processes:
             jid = job_id(name, p.key)
             spec = self._job_spec(p, stored.wires[p.key], addresses, ports)
@@ -359,7 +321,7 @@ class Experiments:
             "ports": {e.name: ports[e.name].port for e in p.endpoints if e.name in ports},
         }
 
-    def _host(self, node_id: str) -> str:
+    def host(self, node_id: str) -> str:
         known = self.conductor.nodes.get(node_id)
         return str((known.info.get("advertise_address") if known else None) or "127.0.0.1")
 
@@ -388,7 +350,11 @@ class Experiments:
             if dep is not None and dep.spec.get("experiment"):
                 names.add(str(dep.spec["experiment"]))
         for name in sorted(names):
-            self.converge(name)
+            try:
+                self.converge(name)
+            except PortError as exc:  # e.g. a fixed port taken on the new node: say so, keep going
+                log.warning("experiment %s: %s", name, exc)
+                self.store.add_event("port-conflict", f"experiment {name}: {exc}")
 
     def _upsert_deployment(self, dep: Deployment, hashes: dict[str, str]) -> None:
         if self.store.get_deployment(dep.name) is None:
@@ -407,7 +373,7 @@ class Experiments:
         stored = self.load(name)
         if stored is not None:
             return [job_id(name, k) for k in stored.wires]
-        if name in self._applied():
+        if name in self.applied():
             return [j.job_id for j in self.store.list_jobs(name)]
         return []
 
@@ -422,7 +388,7 @@ class Experiments:
                 self.store.db.execute("DELETE FROM experiments WHERE name=?", (name,))
                 self.store.add_event("deleted", f"experiment {name} deleted")
                 return "experiment"
-            if name in self._applied():
+            if name in self.applied():
                 self.store.db.execute("DELETE FROM applied_deployments WHERE id=?", (name,))
                 if self.store.get_deployment(name) is not None:
                     self.conductor.delete_deployment(name)
@@ -431,68 +397,6 @@ class Experiments:
             return ""
         raise KeyError(name)
 
-    # ------------------------------------------------------------------ views
-    def processes(self, names: list[str] | None = None, *, stopped: bool = False) -> list[dict[str, Any]]:
-        """Every process of the experiments and CLI-applied deployments, as the CLI observes them.
-
-        A stopped deployment has no processes for the planner (its manifest lowers to none);
-        ``stopped`` lists its jobs anyway, for status, delete and prune.
-        """
-        wanted = None if not names else set(names)
-        out: list[dict[str, Any]] = []
-        for name in self.names():
-            if wanted is not None and name not in wanted:
-                continue
-            stored = self.load(name)
-            assert stored is not None
-            for p in stored.experiment.processes:
-                jid = job_id(name, p.key)
-                view = self._job(jid)
-                # a job removed behind our back (DELETE /deployments/<job>) matches no spec: re-apply restores it
-                spec_hash = stored.wires[p.key].get("spec_hash", "") if view.get("epoch") is not None else ""
-                out.append({**view, "experiment": name, "key": p.key, "kind": "experiment", "spec_hash": spec_hash})
-        for dep_id, (applied_hash, hashes) in sorted(self._applied().items()):
-            if wanted is not None and dep_id not in wanted:
-                continue
-            row = self.store.get_deployment(dep_id)
-            if row is None or (row.spec.get("desired_state") == "stopped" and not stopped):
-                continue
-            drifted = row.spec_hash != applied_hash  # changed through the API since: re-apply fixes it
-            replicas = int(row.spec.get("replicas", 1))
-            for job in self.conductor.describe(dep_id)["jobs"]:
-                key = dep_id if replicas == 1 else f"{dep_id}-{job['replica']}"
-                out.append({**job, "experiment": dep_id, "key": key, "kind": "deployment",
-                            "spec_hash": "" if drifted else hashes.get(key, "")})
-        return out
-
-    def _job(self, jid: str) -> dict[str, Any]:
-        try:
-            jobs = self.conductor.describe(jid)["jobs"]
-        except NotFound:  # not written yet
-            jobs = []
-        if jobs:
-            return dict(jobs[0])
-        return {"job_id": jid, "node": None, "host": None, "state": "pending", "pid": None, "restarts": 0,
-                "exit_code": None, "started_at": None, "reason": "not placed"}
-
-    def describe(self, name: str) -> dict[str, Any]:
-        stored = self.load(name)
-        if stored is None:
-            raise KeyError(name)
-        providers = provider_of(stored.experiment)
-        addresses = {
-            k: {"host": self._host(v.node), "port": v.port, "node": v.node, "process": providers[k].key,
-                "exposed": any(e.name == k and e.exposed for e in stored.experiment.endpoints)}
-            for k, v in stored.ports.items() if k in providers
-        }
-        return {
-            "name": name,
-            "cluster": stored.experiment.cluster,
-            "labels": dict(stored.experiment.labels),
-            "created_at": stored.created_at,
-            "processes": self.processes([name]),
-            "addresses": addresses,
-        }
 
 
 def _asks(wire: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -501,18 +405,6 @@ def _asks(wire: Mapping[str, Any]) -> tuple[Any, ...]:
     return (sorted(reqs.items()), wire.get("node_group") or None)
 
 
-def _name_problems(experiment: Experiment, wires: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    problems = []
-    if not NAME.fullmatch(experiment.name) or len(experiment.name) > 63:
-        problems.append(f"experiment name {experiment.name!r} is not a DNS-1123 label")
-    for p in experiment.processes:
-        for part in (p.name, p.group or "x"):
-            if not NAME.fullmatch(part):
-                problems.append(f"experiment {experiment.name}: process {p.key!r} is not a DNS-1123 name")
-        workdir = str(wires[p.key].get("node_workdir") or "")
-        if workdir.startswith(".."):
-            problems.append(f"experiment {experiment.name}: process {p.key}: node_workdir may not leave the job folder")
-    return problems
 
 
 __all__ = ["ApplyError", "Experiments", "job_id"]

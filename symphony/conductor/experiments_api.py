@@ -22,10 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from symphony.conductor import experiment_views as views
 from symphony.conductor.api_auth import require_token
 from symphony.conductor.api_common import ERROR_RESPONSES, error, invalid, read_json
 from symphony.conductor.controller import Conductor
-from symphony.conductor.experiments import ApplyError, Experiments
+from symphony.conductor.experiment_requests import ApplyError
+from symphony.conductor.experiments import Experiments
 from symphony.proto import protocol_pb2 as pb
 
 DEFAULT_EXEC_TIMEOUT = 60.0
@@ -56,16 +58,16 @@ def router_for(conductor: Conductor) -> APIRouter:
     ) -> Any:
         """``[{"experiment", "key", "kind", "job_id", "spec_hash", "node", "host", "state", "pid",
         "restarts", "exit_code", "started_at", "reason", …}]``."""
-        return book.processes(experiment, stopped=stopped)
+        return views.processes(book, experiment, stopped=stopped)
 
     @router.get("/experiments")
     async def list_experiments() -> list[dict[str, Any]]:
-        return [book.describe(name) for name in book.names()]
+        return [views.describe(book, name) for name in book.names()]
 
     @router.get("/experiments/{name}", responses={404: {"description": "no such experiment"}})
     async def get_experiment(name: str) -> Any:
         try:
-            return book.describe(name)
+            return views.describe(book, name)
         except KeyError:
             return error(404, f"no experiment {name!r}; GET /experiments lists them")
 

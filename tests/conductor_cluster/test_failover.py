@@ -88,13 +88,15 @@ def test_conductor_restart_keeps_everything_and_a_lost_binder_moves_with_its_add
     c.nodes[lost].kill9()
     helpers.supervisor.stop(str(c.work_dir(lost) / "jobs" / "moving.server" / "state.json"), timeout=10)
     c.wait_node(lost, "lost", timeout=30)
-    moved = wait_for(lambda: (r := e.processes("moving")) and r["server"]["node"] == "n3"
-                     and r["server"]["state"] == "running" and r, timeout=30, what="the server on n3")
-    client = wait_for(lambda: (r := e.processes("moving")["client"]) and r["state"] == "running" and r["pid"]
-                      and environ(r["pid"]).get("SYMPH_ECHO_HOST") == "127.0.0.3" and r,
-                      timeout=30, what="the client restarted with the new address")
-    assert environ(moved["server"]["pid"])["SYMPH_ECHO_HOST"] == "127.0.0.3"
-    assert client["node"] == rows["client"]["node"]
+
+    def at_new_address(key: str) -> dict[str, object] | None:
+        r = e.processes("moving")[key]
+        ok = r["state"] == "running" and r["pid"] and environ(r["pid"]).get("SYMPH_ECHO_HOST") == "127.0.0.3"
+        return r if ok else None
+
+    server = wait_for(lambda: at_new_address("server"), timeout=30, what="the server running on n3 at 127.0.0.3")
+    client = wait_for(lambda: at_new_address("client"), timeout=30, what="the client restarted with the new address")
+    assert server["node"] == "n3" and client["node"] == rows["client"]["node"]
     wait_for(lambda: "reply: pong ping from server" in e.ok("logs", "client", "moving", "--tail", "2"),
              what="replies from the moved server")
     assert e.run("diff", "-f", path).returncode == 0  # still what the manifest says
