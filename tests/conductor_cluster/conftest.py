@@ -3,38 +3,27 @@
 Node ``na`` (group ``a``) advertises 127.0.0.1 and node ``nb`` (group ``b``) 127.0.0.2
 (any 127.0.0.0/8 address is loopback on Linux), so a process placed on ``nb`` is
 reached at another address than one on ``na``. The conductor/node process helpers are
-the conductor area's own (tests/conductor/conftest.py), loaded by path.
+the conductor area's own (tests/conductor/conftest.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..conductor import conftest as helpers
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-
-def _load_conductor_helpers() -> Any:
-    spec = importlib.util.spec_from_file_location("conductor_test_helpers", REPO / "tests/conductor/conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_conductor_helpers()
 wait_for = helpers.wait_for
-Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 class Edge:
