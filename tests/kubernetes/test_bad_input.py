@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from .conftest import NAMESPACE, Kube, wait_for
 from kube_emulator import Emulator
 
 from symphony.clusters.kubernetes import KubernetesCluster
@@ -21,6 +20,8 @@ from symphony.errors import OperationFailed, UserError
 from symphony.manifests import load_text
 from symphony.model import ManifestSet
 from symphony.reconciler import Reconciler
+
+from .conftest import NAMESPACE, Kube, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

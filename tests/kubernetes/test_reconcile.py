@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from .conftest import Kube, wait_for
 
 from symphony.clusters.kubernetes import KubernetesCluster
 from symphony.clusters.kubernetes_render import (
@@ -23,6 +22,8 @@ from symphony.clusters.kubernetes_render import (
 from symphony.manifests import load_text
 from symphony.model import ManifestSet, ObservedProcess, ProcessState
 from symphony.reconciler import ClusterPlan, Reconciler
+
+from .conftest import Kube, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
