@@ -80,17 +80,11 @@ deployments = APIRouter(prefix="/deployments", tags=["deployments"], dependencie
 
 
 def body_schema(*, partial: bool = False) -> dict[str, Any]:
-    """The request body in OpenAPI: ``schemas/deployment.json``, plus the one rule the
-    manifests check in code (``expand.build_deployment``): an exec job without an image
-    needs a command."""
+    """The request body in OpenAPI: ``schemas/deployment.json`` (refs inlined)."""
     schema = api_schema("deployment", partial=partial)
     schema["properties"]["replicas"]["maximum"] = MAX_REPLICAS
     if partial:  # the path names it; a body may repeat the same name, never another
         del schema["properties"]["name"]
-    schema["allOf"] = [{
-        "if": {"properties": {"kind": {"const": "exec"}, "config": {"properties": {"image": {"type": "null"}}}}},
-        "then": {"properties": {"config": {"required": ["command"]}}},
-    }]
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 

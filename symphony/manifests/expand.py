@@ -266,13 +266,6 @@ def build_deployment(
     doc: Document, spec: Mapping[str, Any], name: str, *, cluster_override: str | None = None
 ) -> tuple[Deployment | None, list[Problem]]:
     config = spec.get("config") or {}
-    problems: list[Problem] = []
-    if "command" not in config and spec.get("kind", "exec") == "exec" and not config.get("image"):
-        problems.append(
-            doc.problem(("spec", "config"), "spec.config: missing required field 'command'")
-        )
-    if problems:
-        return None, problems
     command = argv(config["command"], config.get("args")) if "command" in config else ()
     deployment = Deployment(
         name=name,

@@ -111,7 +111,7 @@ def describe(error: ValidationError) -> tuple[PathKey, str]:
         return path, f"{error.instance!r} is less than the minimum {schema.get('minimum')}"
     if validator_name == "maximum":
         return path, f"{error.instance!r} is greater than the maximum {schema.get('maximum')}"
-    if validator_name == "minItems":
+    if validator_name in ("minItems", "minLength") and schema.get(validator_name) == 1:
         return path, "must not be empty"
     if validator_name == "uniqueItems":
         return path, "contains duplicates"
