@@ -25,6 +25,7 @@ from typing import Any
 
 from symphony.clusters.tmux_access import TmuxAccess
 from symphony.clusters.tmux_files import read_json, write_json
+from symphony.clusters.tmux_ports import socket_ports
 from symphony.clusters.tmux_reader import Session, TmuxReader
 from symphony.clusters.tmux_server import Command
 from symphony.clusters.tmux_status import CLUSTER, HASH, KEY, LABELS, MANAGED, PORTS, Window
@@ -33,7 +34,7 @@ from symphony.environment import process_environment
 from symphony.errors import OperationFailed
 from symphony.model import Experiment, ProcessSpec
 from symphony.plan import Plan
-from symphony.ports import LOOPBACK, assign_ports
+from symphony.ports import LOOPBACK
 
 __all__ = ["TmuxAccess", "TmuxCluster", "TmuxReader", "shutdown_server"]
 
@@ -64,6 +65,15 @@ class TmuxCluster(TmuxAccess):
         windows = {(w.session, w.key): w for w in self.windows()}
         sessions = self.sessions()
         self._check_owned({p.experiment for p in plan.create + plan.update}, sessions)
+        # Before any change: a fixed port another experiment on this host holds is bad input.
+        ports = self._ports(
+            [
+                experiments[name]
+                for name in sorted({p.experiment for p in plan.create + plan.update})
+            ],
+            sessions,
+            leaving=_emptied(plan, windows),
+        )
 
         self._stop(
             [
@@ -80,13 +90,6 @@ class TmuxCluster(TmuxAccess):
 
         units: list[list[Command]] = []
         existing = set(sessions)
-        ports = self._ports(
-            [
-                experiments[name]
-                for name in sorted({p.experiment for p in plan.create + plan.update})
-            ],
-            sessions,
-        )
         for name, assigned in ports.items():
             if name in sessions:
                 units.append(self._session_options(experiments[name], assigned, target=f"={name}:"))
@@ -143,24 +146,15 @@ class TmuxCluster(TmuxAccess):
             stop_all(targets, timeout=self.stop_timeout + GRACE + 0.02 * len(targets))
 
     def _ports(
-        self, experiments: Sequence[Experiment], sessions: dict[str, Session]
+        self, experiments: Sequence[Experiment], sessions: dict[str, Session], *, leaving: set[str]
     ) -> dict[str, dict[str, int]]:
-        """Stable ports for every bound/exposed name of ``experiments``, persisted in both places."""
-        names = {e.name for e in experiments}
-        taken = {
-            port for s in sessions.values() if s.name not in names for port in s.ports.values()
-        }
-        result: dict[str, dict[str, int]] = {}
-        for experiment in experiments:
-            folder = self.folder(experiment.name)
+        """Stable ports for every bound/exposed name of ``experiments``, persisted in both places
+        (the session option is written with the windows; ``ports.json`` here)."""
+        result = socket_ports(experiments, sessions=sessions, root=self.root, leaving=leaving)
+        for name, assigned in result.items():
+            folder = self.folder(name)
             folder.ensure()
-            session = sessions.get(experiment.name)
-            previous = (session.ports if session else {}) or folder.read_ports()
-            wanted = {e.name: e.port for e in experiment.endpoints}
-            assigned = assign_ports(wanted, previous=previous, taken=taken)
-            taken.update(assigned.values())
             folder.write_ports(assigned)
-            result[experiment.name] = assigned
         return result
 
     def _prepare(self, process: ProcessSpec, ports: dict[str, int], *, fresh: bool) -> list[str]:
@@ -277,13 +271,10 @@ class TmuxCluster(TmuxAccess):
         self, plan: Plan, windows: dict[tuple[str, str], Window]
     ) -> list[list[Command]]:
         gone = {(o.experiment, o.key) for o in plan.delete}
-        staying = {(p.experiment, p.key) for p in plan.create + plan.update}
+        emptied = _emptied(plan, windows)
         units: list[list[Command]] = []
         for name in sorted({o.experiment for o in plan.delete}):
-            left = [ident for ident in windows if ident[0] == name and ident not in gone] + [
-                ident for ident in staying if ident[0] == name
-            ]
-            if not left:
+            if name in emptied:
                 units.append([["kill-session", "-t", f"={name}"]])
                 continue
             for ident in sorted(gone):
@@ -311,6 +302,18 @@ class TmuxCluster(TmuxAccess):
         raise OperationFailed(
             f"tmux -L {self.socket_name}: {'; '.join(errors)} ({'; '.join(parts)})"
         )
+
+
+def _emptied(plan: Plan, windows: dict[tuple[str, str], Window]) -> set[str]:
+    """Experiments whose every window this plan deletes: their sessions go."""
+    gone = {(o.experiment, o.key) for o in plan.delete}
+    staying = {p.experiment for p in plan.create + plan.update}
+    return {
+        name
+        for name in {o.experiment for o in plan.delete}
+        if name not in staying
+        and all(ident in gone for ident in windows if ident[0] == name)
+    }
 
 
 def _json(data: Any) -> str:
