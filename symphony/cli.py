@@ -9,6 +9,7 @@ name, like kubectl.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,7 +115,9 @@ def _pop_globals(argv: Sequence[str]) -> tuple[list[str], Globals]:
         value: str | None = None
         which = None
         for flag, name in (("--cluster", "cluster"), ("--output", "output"), ("-o", "output")):
-            if arg == flag and i + 1 < len(args):
+            if arg == flag:
+                if i + 1 >= len(args) or args[i + 1] == "--":
+                    raise click.UsageError(f"{flag} needs a value")
                 which, value = name, args[i + 1]
                 i += 1
                 break
@@ -122,7 +125,7 @@ def _pop_globals(argv: Sequence[str]) -> tuple[list[str], Globals]:
                 which, value = name, arg.split("=", 1)[1]
                 break
             if flag == "-o" and arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
-                which, value = name, arg[2:]
+                which, value = name, arg[2:].removeprefix("=")
                 break
         if which == "cluster":
             g.cluster = value
@@ -204,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # the last line of defence: no traceback reaches a user
+        if os.environ.get("SYMPHONY_DEBUG"):
+            raise
+        click.echo(
+            f"error: {type(exc).__name__}: {exc} (a bug in Symphony; "
+            "run with SYMPHONY_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def globals_of(ctx: click.Context) -> Globals:

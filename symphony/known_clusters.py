@@ -6,12 +6,13 @@ loaded through the same manifest pipeline as everything else.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import yaml
 
-from symphony.errors import ManifestError, Problem
+from symphony.errors import ManifestError, Problem, UserError
 from symphony.home import state_home
 from symphony.model import LOCAL, ClusterSpec
 
@@ -23,12 +24,22 @@ def _folder() -> Path:
 
 
 def remembered() -> list[ClusterSpec]:
+    """Every remembered cluster; a broken file is skipped with a warning, not fatal:
+    one bad file must not take ``local`` down with it."""
     from symphony.manifests import load_paths
 
-    files = sorted(_folder().glob("*.yaml"))
-    if not files:
-        return []
-    return list(load_paths([str(f) for f in files]).clusters)
+    found: list[ClusterSpec] = []
+    for path in sorted(_folder().glob("*.yaml")):
+        try:
+            found.extend(load_paths([str(path)]).clusters)
+        except UserError as exc:
+            if str(path) not in _WARNED:
+                _WARNED.add(str(path))
+                print(f"warning: ignoring a remembered cluster: {exc.lines()[0]}", file=sys.stderr)
+    return found
+
+
+_WARNED: set[str] = set()
 
 
 def all_clusters(extra: Iterable[ClusterSpec] = ()) -> dict[str, ClusterSpec]:

@@ -20,6 +20,7 @@ from symphony.lowering import deployment_as_experiment
 from symphony.manifests import check_cluster_refs
 from symphony.model import (
     ClusterSpec,
+    ClusterType,
     Deployment,
     Experiment,
     ManifestSet,
@@ -30,6 +31,7 @@ from symphony.model import (
 from symphony.plan import Plan, diff
 
 Connector = Callable[[ClusterSpec], Cluster]
+CANNOT_START = (126, 127)  # the shell's codes for "not executable" and "not found"
 
 
 @dataclass
@@ -81,6 +83,14 @@ class Reconciler:
             grouped.setdefault(spec.name, [])
             known.setdefault(spec.name, spec)
         plans: list[ClusterPlan] = []
+        problems = [
+            problem
+            for name in sorted(grouped)
+            for d in manifests.deployments
+            if d.cluster == name and (problem := runs_as_processes(d, known[name])) is not None
+        ]
+        if problems:
+            raise ManifestError(problems)
         for name in sorted(grouped):
             spec = known[name]
             cluster = self.cluster(spec)
@@ -95,11 +105,12 @@ class Reconciler:
 
     def apply(self, plans: Sequence[ClusterPlan]) -> None:
         for item in plans:
-            if item.plan.empty:
-                continue
             if isinstance(item.cluster, DeploymentApplier):  # runs Deployments natively
-                item.cluster.apply_with_deployments(item.plan, item.desired, item.deployments)
-            else:
+                if not item.plan.empty:
+                    item.cluster.apply_with_deployments(item.plan, item.desired, item.deployments)
+            elif not item.plan.empty or item.desired:
+                # An empty plan still reaches the adapter: labels are not part of a
+                # process's spec, so tmux refreshes them there (and returns early).
                 item.cluster.apply(item.plan, item.desired)
 
     def wait(
@@ -167,9 +178,37 @@ def settled(observed: ObservedProcess, policy: RestartType) -> str | None:
     if state is ProcessState.CRASH_LOOP:
         return "crash-loop"
     if state is ProcessState.EXITED:
+        if observed.exit_code in CANNOT_START:
+            return f"exited: {observed.exit_code} (could not start)"
         # Finished as its policy allows: `never` runs once; anything else gave up restarting.
         return "" if policy is RestartType.NEVER else f"exited: {observed.exit_code}"
     return None
+
+
+def runs_as_processes(deployment: Deployment, cluster: ClusterSpec) -> Problem | None:
+    """A Deployment on a tmux or Kubernetes cluster runs as plain processes: refuse what
+    only a conductor node can do, instead of silently running it on the host."""
+    if cluster.type is ClusterType.CONDUCTOR:
+        return None
+    config = deployment.config
+    what = (
+        "kind: docker"
+        if deployment.kind == "docker"
+        else "config.image"
+        if config.image
+        else "config.env_name"
+        if config.env_name
+        else None
+    )
+    if what is None:
+        return None
+    ref = deployment.source
+    return Problem(
+        f"Deployment {deployment.name!r}: {what} needs a conductor cluster; "
+        f"cluster {cluster.name!r} is {cluster.type.value} and would run the command on its own",
+        file=ref.file,
+        line=ref.line,
+    )
 
 
 def workloads(manifests: ManifestSet) -> list[Experiment]:

@@ -83,7 +83,7 @@ def summary(plans: list[ClusterPlan]) -> str:
     help="Wait until every process runs (or finished as its restart policy allows).",
 )
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Seconds --wait waits."
+    "--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True, help="Seconds --wait waits."
 )
 @click.option(
     "--prune",

@@ -25,7 +25,18 @@ def options(ctx: click.Context) -> Globals:
 
 
 def load(ctx: click.Context, paths: Sequence[str]) -> ManifestSet:
-    return load_paths(list(paths), cluster_override=options(ctx).cluster)
+    """Load manifests; ``--cluster`` overrides theirs (and is checked as the flag it is)."""
+    override = options(ctx).cluster
+    manifests = load_paths(list(paths), cluster_override=override)
+    if override is not None:
+        known = known_clusters.all_clusters(manifests.clusters)
+        if override not in known:
+            raise UserError(
+                f"--cluster {override}: unknown cluster (known: {', '.join(sorted(known))})"
+            )
+    if not (manifests.experiments or manifests.deployments or manifests.clusters):
+        raise UserError(f"no documents in {', '.join(paths)}: nothing to do")
+    return manifests
 
 
 def make_reconciler() -> Reconciler:
@@ -38,35 +49,25 @@ def cluster_named(name: str, reconciler: Reconciler | None = None) -> Cluster:
 
 
 def cluster_for(ctx: click.Context, experiment: str | None) -> str:
-    """``--cluster`` wins; else where the experiment was applied; else ``local``."""
+    """``--cluster`` wins; else where the experiment (or the one it abbreviates) was
+    applied; else ``local``."""
     given = options(ctx).cluster
     if given:
         return given
     if experiment:
-        return workspace.cluster_of(experiment) or LOCAL_CLUSTER
+        records = workspace.applied()
+        if experiment in records:
+            return records[experiment].cluster
+        matches = sorted(n for n in records if n.startswith(experiment))
+        if len({records[n].cluster for n in matches}) == 1:
+            return records[matches[0]].cluster
+        if matches:  # prefixes on several clusters: let the user say which
+            resolve_name(experiment, matches, what="experiment")
     return LOCAL_CLUSTER
 
 
 def experiment_names(cluster: Cluster) -> list[str]:
     return sorted({o.experiment for o in cluster.observe()})
-
-
-def pick_experiment(ctx: click.Context, given: str | None, *, required: bool = True) -> str | None:
-    """An experiment name from the argument (abbreviations allowed) or the current one."""
-    name = given or workspace.current_experiment()
-    if name is None:
-        if required:
-            raise UserError(
-                "no experiment given and none is current (name one, or run `symphony switch-experiment NAME`)"
-            )
-        return None
-    cluster = cluster_named(cluster_for(ctx, name if given is None else None))
-    known = set(experiment_names(cluster)) | (
-        set(workspace.applied()) if options(ctx).cluster is None else set()
-    )
-    if given is None and name not in known:
-        return name
-    return resolve_name(name, known, what="experiment")
 
 
 def human_duration(seconds: float) -> str:

@@ -57,7 +57,7 @@ def locate(ctx: click.Context, process: str, experiment: str | None) -> tuple[Cl
 @click.argument("process")
 @click.argument("experiment", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
-@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("--tail", type=click.IntRange(0, 10**9), default=None, help="Only the last N lines.")
 @click.option("--since", default=None, help="Only output newer than this (30s, 5m, 2h).")
 @click.pass_context
 def logs(
@@ -69,8 +69,6 @@ def logs(
     since: str | None,
 ) -> None:
     """A process's whole output (``group/process`` where names repeat)."""
-    if tail is not None and tail < 0:
-        raise UserError("--tail must be >= 0")
     cluster, exp, key = locate(ctx, process, experiment)
     if not isinstance(cluster, LogSource):
         raise unsupported(cluster.spec, "logs")

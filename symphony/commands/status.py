@@ -121,7 +121,9 @@ def list_experiments(ctx: click.Context) -> None:
         except (UserError, OperationFailed) as exc:
             if opts.cluster:
                 raise
-            click.echo(f"warning: cluster {cluster_name}: {exc.lines()[0]}", err=True)
+            line = exc.lines()[0]
+            prefix = "" if line.startswith(f"cluster {cluster_name}") else f"cluster {cluster_name}: "
+            click.echo(f"warning: {prefix}{line}", err=True)
             continue
         by_exp: dict[str, list[ObservedProcess]] = {}
         for o in live:

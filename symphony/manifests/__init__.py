@@ -13,7 +13,7 @@ from symphony.errors import ManifestError, Problem
 from symphony.manifests.expand import build_cluster, build_deployment, build_experiment
 from symphony.manifests.loader import Document, parse_text, read_paths
 from symphony.manifests.schema import KIND_SCHEMAS, dotted, schema_problems
-from symphony.model import ClusterSpec, Deployment, Experiment, ManifestSet
+from symphony.model import LOCAL_CLUSTER, ClusterSpec, Deployment, Experiment, ManifestSet
 
 __all__ = [
     "Document",
@@ -80,11 +80,45 @@ def _finish(
             problems.extend(found)
             if deployment is not None:
                 deployments.append(deployment)
+        elif name == LOCAL_CLUSTER:
+            problems.append(
+                doc.problem(
+                    ("metadata", "name"),
+                    "metadata.name: 'local' is the built-in tmux cluster and cannot be redefined "
+                    "(choose another name; SYMPHONY_TMUX_SOCKET sets local's socket)",
+                )
+            )
         else:
             clusters.append(build_cluster(doc))
+    problems.extend(fixed_port_clashes(experiments))
     if problems:
         raise ManifestError(problems)
     return ManifestSet(tuple(experiments), tuple(deployments), tuple(clusters))
+
+
+def fixed_port_clashes(experiments: Iterable[Experiment]) -> list[Problem]:
+    """A fixed port appears once per host: on one cluster, two experiments may not fix the
+    same port (on tmux every process shares this machine; elsewhere it is merely confusing)."""
+    problems: list[Problem] = []
+    taken: dict[tuple[str, int], tuple[str, str]] = {}
+    for experiment in experiments:
+        for process in experiment.processes:
+            for endpoint in process.endpoints:
+                if endpoint.port is None:
+                    continue
+                key = (experiment.cluster, endpoint.port)
+                other = taken.get(key)
+                if other is not None and other[0] != experiment.name:
+                    problems.append(
+                        Problem(
+                            f"port {endpoint.port} of {endpoint.name!r} is already used by "
+                            f"{other[1]!r} of experiment {other[0]!r} on cluster {experiment.cluster!r}",
+                            file=process.source.file,
+                            line=process.source.line,
+                        )
+                    )
+                taken.setdefault(key, (experiment.name, endpoint.name))
+    return problems
 
 
 def validate_document(doc: Document) -> list[Problem]:

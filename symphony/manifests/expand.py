@@ -32,6 +32,7 @@ from symphony.model import (
 )
 
 RESERVED_ENV_PREFIX = "SYMPH_"
+MAX_PROCESSES = 10_000  # per experiment, replicas unrolled: a typo must not eat the machine
 
 
 def source_of(doc: Document, path: PathKey = ("metadata", "name")) -> SourceRef:
@@ -103,6 +104,15 @@ def build_experiment(
         for pi, raw in enumerate(group["processes"]):
             entries.append((("spec", "groups", gi, "processes", pi), raw, group["name"], group_env))
 
+    total = sum(int(raw.get("replicas", 1)) for _, raw, _, _ in entries)
+    if total > MAX_PROCESSES:
+        return None, [
+            doc.problem(
+                ("spec",),
+                f"experiment {name!r} would have {total} processes; at most {MAX_PROCESSES} "
+                f"are allowed (lower replicas, or split it into several experiments)",
+            )
+        ]
     processes: list[ProcessSpec] = []
     for path, raw, group, base_env in entries:
         problems += _reserved_env(doc, (*path, "env"), raw.get("env"))

@@ -44,16 +44,38 @@ def schema_problems(
 ) -> list[Problem]:
     """One problem per offending field, in document order."""
     errors = sorted(validator(schema).iter_errors(data), key=lambda e: _sort_key(prefix, e))
+    described = [(tuple(error.absolute_path), error, *describe(error)) for error in errors]
+    # A misspelt field also makes the right one "missing": say only "did you mean".
+    suggested = {
+        (parent, hint)
+        for parent, error, _, _ in described
+        if error.validator == "additionalProperties"
+        for hint in _suggestions(error)
+    }
     problems: list[Problem] = []
     seen: set[PathKey] = set()
-    for error in errors:
-        path, message = describe(error)
+    for parent, error, path, message in described:
+        if error.validator == "required" and (parent, _missing(error)) in suggested:
+            continue
         full = (*prefix, *path)
         if full in seen:
             continue
         seen.add(full)
         problems.append(doc.problem(full, f"{dotted(full)}: {message}" if full else message))
     return sorted(problems, key=lambda p: p.line or 0)
+
+
+def _missing(error: ValidationError) -> str:
+    return error.message.split("'")[1] if "'" in error.message else error.message
+
+
+def _suggestions(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    allowed = sorted(schema.get("properties", {}))
+    if not isinstance(error.instance, dict):
+        return []
+    extra = [str(k) for k in error.instance if k not in schema.get("properties", {})]
+    return [hint for key in extra for hint in difflib.get_close_matches(key, allowed, n=1)]
 
 
 def _sort_key(prefix: PathKey, error: ValidationError) -> tuple[str, ...]:
@@ -76,14 +98,17 @@ def describe(error: ValidationError) -> tuple[PathKey, str]:
                 suggestion += f"; allowed: {', '.join(allowed)}"
             return (*path, key), f"unknown field {key!r}{suggestion}"
     if validator_name == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return path, f"missing required field {missing!r}"
+        return path, f"missing required field {_missing(error)!r}"
     if validator_name == "propertyNames":
         inner = error.context[0] if error.context else None
         bad = inner.instance if inner is not None else error.instance
         inner_schema = inner.schema if inner is not None and isinstance(inner.schema, dict) else {}
         text = inner_schema.get("x-error") or "is not an allowed key"
         return path, f"{bad!r} {text}"
+    if validator_name in {"anyOf", "oneOf"} and error.context:
+        inner = _matching_branch_error(error)
+        if inner is not None:
+            return describe(inner)
     if "x-error" in schema and validator_name in {
         "anyOf",
         "oneOf",
@@ -119,6 +144,19 @@ def describe(error: ValidationError) -> tuple[PathKey, str]:
         best = min(error.context, key=lambda e: len(list(e.absolute_path)))
         return describe(best)
     return path, error.message
+
+
+def _matching_branch_error(error: ValidationError) -> ValidationError | None:
+    """In ``anyOf: [list form, mapping form]``, the deepest error of the branch whose type
+    the value has: ``binds[0]: 'ps.v2' is not a valid name`` instead of "expected a list"."""
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(int(sub.schema_path[0]), []).append(sub)
+    for subs in branches.values():
+        wrong_type = any(s.validator == "type" and not s.path for s in subs)
+        if not wrong_type:
+            return max(subs, key=lambda s: len(s.path))
+    return None
 
 
 def _type_name(name: Any) -> str:

@@ -108,14 +108,48 @@ CASES = [
     pytest.param(
         HEADER + "  processes:\n    - name: a\n      command: []\n",
         7,
-        "expected a non-empty argv list or a command string",
+        "spec.processes[0].command: must not be empty",
         id="empty-command",
     ),
     pytest.param(
         HEADER + "  processes:\n    - name: a\n      command: x\n      binds: {svc: 70000}\n",
         8,
-        "expected a list of names or a mapping of name to port",
+        "spec.processes[0].binds.svc: 70000 is greater than the maximum 65535",
         id="port-out-of-range",
+    ),
+    pytest.param(
+        HEADER + "  processes:\n    - name: a\n      command: x\n      binds: [ps.v2]\n",
+        8,
+        "spec.processes[0].binds[0]: 'ps.v2' is not a valid name",
+        id="bad-bound-name",
+    ),
+    pytest.param(
+        HEADER + "  processes:\n    - name: a\n      command: x\n      replicas: 100000000\n",
+        8,
+        "replicas: 100000000 is greater than the maximum 10000",
+        id="huge-replicas",
+    ),
+    pytest.param(
+        HEADER
+        + "  processes:\n    - {name: a, command: x, replicas: 6000}\n    - {name: b, command: x, replicas: 6000}\n",
+        4,
+        "would have 12000 processes; at most 10000",
+        id="too-many-processes",
+    ),
+    pytest.param(
+        "apiVersion: symphony/v1\nkind: Cluster\nmetadata: {name: local}\nspec: {type: conductor}\n",
+        3,
+        "'local' is the built-in tmux cluster",
+        id="redefine-local",
+    ),
+    pytest.param(
+        HEADER
+        + "  processes:\n    - {name: a, command: x, binds: {p: 9000}}\n---\n"
+        + HEADER.replace("name: exp", "name: other")
+        + "  processes:\n    - {name: b, command: x, exposes: {q: 9000}}\n",
+        13,
+        "port 9000 of 'q' is already used by 'p' of experiment 'exp'",
+        id="port-clash-across-experiments",
     ),
     pytest.param("- just\n- a list\n", 1, "a manifest must be a mapping", id="not-a-mapping"),
     pytest.param(
@@ -197,7 +231,8 @@ def test_every_problem_of_a_document_is_listed(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as caught:
         load_paths([str(path)])
     lines = caught.value.lines()
-    assert len(lines) == 3
+    assert len(lines) == 2  # the misspelling is one line ("did you mean"), not also "missing"
+    assert "did you mean 'command'" in lines[0] and "replicas" in lines[1]
     assert [int(item.split(":")[1]) for item in lines] == sorted(
         int(item.split(":")[1]) for item in lines
     )
