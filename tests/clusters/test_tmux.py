@@ -572,9 +572,9 @@ def test_missing_tmux_through_the_command_line_is_one_line_exit_2(
 
 
 def test_an_unmanaged_session_of_the_same_name_is_not_touched(tmux_cluster: TmuxCluster) -> None:
-    subprocess.run(
-        ["tmux", "-L", tmux_cluster.socket_name, "new-session", "-d", "-s", "exp"], check=True
-    )
+    # not the default shell: a login shell would run ~/.bashrc (e.g. pyenv's rehash, which
+    # holds a lock file) and be killed mid-way when the test ends
+    tmux(tmux_cluster, "new-session", "-d", "-s", "exp", "--", "sleep", "300")
     with pytest.raises(OperationFailed, match="not managed by Symphony"):
         converge(tmux_cluster, experiment(proc("p", ["sleep", "300"])))
     with pytest.raises(OperationFailed, match="not managed by Symphony"):
