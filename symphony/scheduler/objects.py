@@ -101,12 +101,10 @@ class Request:
         return (self.workload, self.process)
 
 
-@dataclass(frozen=True)
-class Placement:
-    """``request`` runs on ``node``; holds the request so its capacity can be released."""
+class _AboutARequest:
+    """Names of the request an outcome is about (``workload``, ``process``, ``key``)."""
 
     request: Request
-    node: str
 
     @property
     def workload(self) -> str:
@@ -122,19 +120,19 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class Unschedulable:
+class Placement(_AboutARequest):
+    """``request`` runs on ``node``; holds the request so its capacity can be released."""
+
+    request: Request
+    node: str
+
+
+@dataclass(frozen=True)
+class Unschedulable(_AboutARequest):
     """A request that could not be placed, and why, in words a person can act on."""
 
     request: Request
     reason: str
-
-    @property
-    def workload(self) -> str:
-        return self.request.workload
-
-    @property
-    def process(self) -> str:
-        return self.request.process
 
 
 @dataclass(frozen=True)
