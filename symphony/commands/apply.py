@@ -10,7 +10,7 @@ import click
 from symphony import known_clusters
 from symphony.commands.common import load, make_reconciler, options, progress_printer
 from symphony.commands.options import paths_option
-from symphony.errors import ManifestError, UserError
+from symphony.errors import ManifestError
 from symphony.manifests import check_cluster_refs
 from symphony.reconciler import ClusterPlan, apply_manifests, workloads
 
@@ -154,10 +154,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
     problems = check_cluster_refs(manifests, known_clusters.all_clusters(manifests.clusters))
     if problems:
         raise ManifestError(problems)
-    try:
-        workloads(manifests)
-    except UserError:
-        raise
+    workloads(manifests)  # names shared by an Experiment and a Deployment
     count = len(manifests.experiments) + len(manifests.deployments) + len(manifests.clusters)
     processes = sum(len(e.processes) for e in manifests.experiments)
     click.echo(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from symphony import known_clusters, workspace
+from symphony import workspace
 from symphony.commands.common import (
     cluster_for,
     cluster_named,
@@ -216,5 +216,3 @@ def switch_experiment(ctx: click.Context, name: str | None, clear: bool) -> None
     workspace.set_current_experiment(chosen)
     click.echo(f"current experiment: {chosen}")
 
-
-_ = known_clusters  # imported for its side-effect-free helpers in type checks
