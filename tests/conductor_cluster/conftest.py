@@ -125,3 +125,8 @@ def environ(pid: int) -> dict[str, str]:
     except OSError:
         return {}
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def block(code: str) -> str:
+    """Python source indented to sit under ``- |`` in a manifest's command list."""
+    return "\n".join("          " + line for line in code.strip().splitlines())

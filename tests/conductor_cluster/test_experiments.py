@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from .conftest import Edge, environ, wait_for
+from .conftest import Edge, block, environ, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,9 +47,6 @@ while True:
 
 
 def pingpong(message: str = "ping", *, workdir: str | None = None) -> str:
-    def block(code: str) -> str:
-        return "\n".join("          " + line for line in code.strip().splitlines())
-
     return f"""apiVersion: symphony/v1
 kind: Experiment
 metadata: {{name: pingpong}}

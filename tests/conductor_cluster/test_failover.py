@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Edge, environ, helpers, wait_for
+from .conftest import Edge, block, environ, helpers, wait_for
 from .test_experiments import CLIENT, SERVER
 
 pytestmark = pytest.mark.timeout(180)
@@ -31,9 +31,6 @@ def g_edge(tmp_path: Path) -> Iterator[Edge]:
 
 
 def manifest() -> str:
-    def block(code: str) -> str:
-        return "\n".join("          " + line for line in code.strip().splitlines())
-
     # 2 + 3 units do not fit on one node of 4: the gang spreads over both nodes
     return f"""apiVersion: symphony/v1
 kind: Experiment
