@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,14 @@ Command = Sequence[str]
 MAX_BATCH_BYTES = 12_000
 SEP = "\x1f"  # unit separator: never inside names, JSON escapes it
 NO_SERVER_MARKERS = ("no server running", "error connecting to", "No such file or directory")
+# What a server that has just lost its last session, and is about to exit,
+# answers a read that needs a session: as empty as no server at all.
+NO_SESSION_MARKERS = ("no current target", "no sessions")
+# A client that reaches a server in the middle of exiting (its last session
+# was just killed) gets this; the server is gone with whatever it held, so
+# running the command again is safe and sees either no server or a new one.
+DYING_SERVER_MARKER = "server exited unexpectedly"
+DYING_SERVER_RETRIES = 5
 
 
 def tmux_binary() -> str:
@@ -59,9 +68,13 @@ class TmuxServer:
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """One tmux invocation; ``check`` turns a failure into :class:`OperationFailed`."""
-        proc = subprocess.run(
-            self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL
-        )
+        for attempt in range(DYING_SERVER_RETRIES + 1):
+            proc = subprocess.run(
+                self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL
+            )
+            if proc.returncode == 0 or DYING_SERVER_MARKER not in proc.stderr:
+                break
+            time.sleep(0.01 * (attempt + 1))
         if check and proc.returncode != 0:
             raise OperationFailed(
                 f"tmux -L {self.socket_name} {args[0]}: {_first_line(proc.stderr)}"
@@ -72,7 +85,7 @@ class TmuxServer:
         """Lines printed by a read-only command; ``None`` when no server runs on the socket."""
         proc = self.run(*args, check=False)
         if proc.returncode != 0:
-            if any(marker in proc.stderr for marker in NO_SERVER_MARKERS):
+            if any(marker in proc.stderr for marker in NO_SERVER_MARKERS + NO_SESSION_MARKERS):
                 return None
             raise OperationFailed(
                 f"tmux -L {self.socket_name} {args[0]}: {_first_line(proc.stderr)}"

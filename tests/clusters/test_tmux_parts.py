@@ -226,3 +226,20 @@ def test_a_big_batch_is_chunked_below_the_tmux_limit(
     assert failing.errors == ["can't find window: @999"]
     # tmux skipped the rest of that command list: why apply verifies after a failed chunk
     assert "@late" not in real_run("show-options", "-t", "=s:").stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_read_racing_the_exit_of_an_emptied_server_sees_no_server(tmux_socket: str) -> None:
+    """Killing the last session makes tmux exit a moment later; a client that
+    connects in between got "server exited unexpectedly" (a red CI run). Every
+    read must instead see the server or no server, and a new session must start."""
+    server = TmuxServer(tmux_socket)
+    for i in range(150):
+        server.run("new-session", "-d", "-s", "last", "--", "sleep", "60")
+        killer = subprocess.Popen(server.argv("kill-session", "-t", "=last"))
+        try:
+            server.rows("list-windows", ["session_name"], "-a")  # must not raise
+        finally:
+            killer.wait()
+    server.run("new-session", "-d", "-s", "after", "--", "sleep", "60")
+    assert server.rows("list-sessions", ["session_name"]) == [["after"]]
