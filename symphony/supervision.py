@@ -928,7 +928,7 @@ class Supervisor:
             while True:
                 ended = self._collect(pid)
                 status = status or ended
-                if status is not None and not _group_exists(pid):
+                if status is not None and not self._leftovers(pid):
                     break
                 now = time.monotonic()
                 if kill_at is None and (self._stop_reason is not None or status is not None):
@@ -1003,7 +1003,25 @@ class Supervisor:
         return True
 
     def _signal_group(self, pgid: int, signum: int) -> None:
+        """Signal the child's process group and, when adopting, every descendant
+        that left it (``setsid``, ``setpgid``): like systemd's control-group kill,
+        nothing the job started outlives a stop or races a restart."""
         _send(pgid, signum, group=True)
+        if self._adopting:
+            for pid in _descendants(os.getpid()):
+                if _pgid(pid) != pgid:
+                    _send(pid, signum)
+
+    def _leftovers(self, pgid: int) -> bool:
+        """Whether anything of the last run is left, zombies included: ours are reaped
+        here, and another descendant's become ours when their parent dies, so waiting
+        for none at all means no zombie is left behind for a PID 1 that may not reap."""
+        if _group_exists(pgid):
+            return True
+        if not self._adopting:
+            return False
+        self._collect(-1)
+        return bool(_descendants(os.getpid()))
 
     def _kill_group(self, signum: int) -> None:
         if self._pid is not None:
@@ -1091,6 +1109,50 @@ def _group_exists(pgid: int) -> bool:
     except PermissionError:  # pragma: no cover - a member changed its uid
         return True
     return True
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live descendant of ``root``, from /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - not Linux
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        parent = _ppid(int(entry))
+        if parent is not None:
+            children.setdefault(parent, []).append(int(entry))
+    found: list[int] = []
+    todo = list(children.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, pgrp, …)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(b")") + 2 :].decode("ascii", "replace").split()
+
+
+def _ppid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields and len(fields) > 1 else None
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _drain(fd: int) -> None:

@@ -992,6 +992,28 @@ def test_orphans_are_adopted_and_reaped(tmp_path: Path) -> None:
     assert not Path(f"/proc/{orphan}").exists()  # killed with the group and reaped, no zombie
 
 
+@pytest.mark.parametrize("ending", ["stop", "main exits"])
+def test_a_descendant_that_left_the_process_group_does_not_survive(
+    tmp_path: Path, ending: str
+) -> None:
+    """setsid puts it in a session of its own, out of reach of the group's SIGTERM."""
+    pidfile = tmp_path / "escaped.pid"
+    go = tmp_path / "go"
+    main = "sleep 300" if ending == "stop" else f"while [ ! -e {go} ]; do sleep 0.05; done"
+    spec = make_spec(tmp_path, ["sh", "-c", f"setsid sleep 300 & echo $! > {pidfile}; {main}"])
+    proc = start(tmp_path, spec)
+    child = int(wait_state(spec, "running")["pid"])
+    escaped = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="pid"))
+    wait_for(lambda: os.getpgid(escaped) == escaped, what="setsid")  # really outside the group
+    assert os.getpgid(child) == child != escaped
+    if ending == "stop":
+        proc.terminate()
+    else:
+        go.touch()
+    assert proc.wait(timeout=15) == 0
+    assert not Path(f"/proc/{escaped}").exists()  # signalled, then reaped by the supervisor
+
+
 def test_stop_kills_a_supervisor_that_does_not_answer(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, ["sleep", "300"])
     proc = start(tmp_path, spec)

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from symphony import supervisor
 from .conftest import Cluster, pid_alive, sleeper, wait_for
 
 pytestmark = pytest.mark.timeout(120)
+# processes are counted machine-wide by tag: unique tags keep two test runs apart
+RUN = uuid.uuid4().hex[:8]
 
 
 def _count_processes(tag: str) -> int:
@@ -38,7 +41,7 @@ def test_kill9_conductor_loses_nothing_and_starts_nothing_twice(cluster_factory)
     c: Cluster = cluster_factory()
     c.start_conductor()
     c.start_node("n1")
-    c.deploy({"name": "keep", "node_group": "g", "capacity_requests": {"A": 3}, "config": sleeper("tag-keep-1")})
+    c.deploy({"name": "keep", "node_group": "g", "capacity_requests": {"A": 3}, "config": sleeper(f"tag-keep-1-{RUN}")})
     c.deploy({"name": "waiting", "node_group": "g", "capacity_requests": {"A": 50}, "config": sleeper("x")})
     before = c.wait_running("keep")
     assert c.conductor is not None
@@ -52,17 +55,17 @@ def test_kill9_conductor_loses_nothing_and_starts_nothing_twice(cluster_factory)
     after = c.wait_running("keep")
     assert after["pid"] == before["pid"] and after["epoch"] == before["epoch"] and after["node"] == "n1"
     assert after["restarts"] == 0
-    assert _count_processes("tag-keep-1") == 1
+    assert _count_processes(f"tag-keep-1-{RUN}") == 1
     assert c.api_nodes()["n1"]["capacities_used"] == {"A": 3.0}
     # the node sends the recent output again, so the logs survive the restart too
     lines = wait_for(lambda: c.http.get("/deployments/keep/logs").json()["lines"], what="logs after restart")
-    assert all(line["line"] == "tag-keep-1" for line in lines)
+    assert all(line["line"] == f"tag-keep-1-{RUN}" for line in lines)
     db = sqlite3.connect(c.storage / "conductor.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
     assert kinds.count("conductor-started") == 2 and "fenced" not in kinds
     # and it keeps working: a new deployment after the restart
-    c.deploy({"name": "later", "node_group": "g", "config": sleeper("tag-later")})
+    c.deploy({"name": "later", "node_group": "g", "config": sleeper(f"tag-later-{RUN}")})
     c.wait_running("later")
 
 
@@ -70,7 +73,7 @@ def test_deleted_while_the_node_was_away_is_stopped_when_it_returns(cluster_fact
     c: Cluster = cluster_factory()
     c.start_conductor()
     c.start_node("n1")
-    c.deploy({"name": "orphan", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper("tag-orphan")})
+    c.deploy({"name": "orphan", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper(f"tag-orphan-{RUN}")})
     job = c.wait_running("orphan")
     c.nodes["n1"].stop()  # SIGTERM: the agent leaves, its jobs stay
     c.wait_node("n1", "disconnected")
@@ -99,7 +102,7 @@ def test_node_killed_with_its_jobs_is_replaced_on_another_node(cluster_factory) 
     c: Cluster = cluster_factory()
     c.start_conductor()
     c.start_node("n1", caps={"A": 10})
-    c.deploy({"name": "moving", "node_group": "g", "capacity_requests": {"A": 5}, "config": sleeper("tag-moving")})
+    c.deploy({"name": "moving", "node_group": "g", "capacity_requests": {"A": 5}, "config": sleeper(f"tag-moving-{RUN}")})
     first = c.wait_running("moving")
     assert first["node"] == "n1"
     c.start_node("n2", caps={"A": 10})
@@ -116,14 +119,14 @@ def test_node_restarted_without_its_jobs_runs_them_again(cluster_factory) -> Non
     c: Cluster = cluster_factory()
     c.start_conductor()
     c.start_node("n1")
-    c.deploy({"name": "revive", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper("tag-revive")})
+    c.deploy({"name": "revive", "node_group": "g", "capacity_requests": {"A": 2}, "config": sleeper(f"tag-revive-{RUN}")})
     first = c.wait_running("revive")
     _kill_node_and_jobs(c, "n1")
     wait_for(lambda: not pid_alive(first["pid"]), what="the job to be gone")
     c.start_node("n1")
     again = c.wait_job("revive", lambda j: j["state"] == "running" and j["pid"] != first["pid"], what="revived")
     assert again["node"] == "n1" and pid_alive(again["pid"])
-    assert _count_processes("tag-revive") == 1
+    assert _count_processes(f"tag-revive-{RUN}") == 1
 
 
 def test_lost_node_coming_back_stops_its_stale_copy(cluster_factory) -> None:
@@ -132,18 +135,18 @@ def test_lost_node_coming_back_stops_its_stale_copy(cluster_factory) -> None:
     c: Cluster = cluster_factory()
     c.start_conductor()
     c.start_node("n1")
-    c.deploy({"name": "fenced", "node_group": "g", "capacity_requests": {"A": 5}, "config": sleeper("tag-fenced")})
+    c.deploy({"name": "fenced", "node_group": "g", "capacity_requests": {"A": 5}, "config": sleeper(f"tag-fenced-{RUN}")})
     first = c.wait_running("fenced")
     c.start_node("n2")
     c.nodes["n1"].kill9()
     assert pid_alive(first["pid"])
     c.wait_node("n1", "lost", timeout=15)
     moved = c.wait_job("fenced", lambda j: j["node"] == "n2" and j["state"] == "running", what="moved")
-    assert _count_processes("tag-fenced") == 2  # the stale copy still runs on the silent node
+    assert _count_processes(f"tag-fenced-{RUN}") == 2  # the stale copy still runs on the silent node
     c.start_node("n1")
     wait_for(lambda: not pid_alive(first["pid"]), what="the stale copy to be stopped")
     assert pid_alive(moved["pid"]) and c.get("fenced")["jobs"][0]["pid"] == moved["pid"]
-    assert _count_processes("tag-fenced") == 1
+    assert _count_processes(f"tag-fenced-{RUN}") == 1
     assert not (c.work_dir("n1") / "jobs" / "fenced-0").exists()
     assert c.api_nodes()["n1"]["capacities_used"] == {"A": 0.0}
 
@@ -207,7 +210,7 @@ def test_reconnect_after_a_network_cut_keeps_the_job(cluster_factory) -> None:
     c.start_conductor()
     proxy = Proxy(c.grpc_port)
     c.start_node("n1", addr=f"127.0.0.1:{proxy.port}", caps={"A": 10})
-    c.deploy({"name": "steady", "node_group": "g", "config": sleeper("tag-steady")})
+    c.deploy({"name": "steady", "node_group": "g", "config": sleeper(f"tag-steady-{RUN}")})
     first = c.wait_running("steady")
     connected = c.api_nodes()["n1"]["connected_at"]
 
@@ -233,4 +236,4 @@ def test_reconnect_after_a_network_cut_keeps_the_job(cluster_factory) -> None:
     wait_for(lambda: c.api_nodes()["n1"]["connected_at"] != back["connected_at"], what="a new stream")
     c.wait_node("n1", "ready")
     assert c.wait_running("steady")["pid"] == first["pid"]
-    assert _count_processes("tag-steady") == 1
+    assert _count_processes(f"tag-steady-{RUN}") == 1
