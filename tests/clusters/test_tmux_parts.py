@@ -234,7 +234,7 @@ def test_a_read_racing_the_exit_of_an_emptied_server_sees_no_server(tmux_socket:
     connects in between got "server exited unexpectedly" (a red CI run). Every
     read must instead see the server or no server, and a new session must start."""
     server = TmuxServer(tmux_socket)
-    for i in range(150):
+    for _ in range(150):
         server.run("new-session", "-d", "-s", "last", "--", "sleep", "60")
         killer = subprocess.Popen(server.argv("kill-session", "-t", "=last"))
         try:
