@@ -154,6 +154,11 @@ def sync(
 ) -> None:
     """Apply the manifests of the newest commit of a branch; report the revision live."""
     _check_name(name)
+    from symphony.sources.git import local_repository_problem
+
+    problem = local_repository_problem(repo)
+    if problem is not None:
+        raise UserError(f"--repo {problem}")
     config = SourceConfig(
         type="git", name=name, repo=repo, branch=branch, path=subpath, interval=interval,
         shallow=not no_shallow, resync=resync, allow_empty=allow_empty,

@@ -24,6 +24,7 @@ from typing import Any
 from symphony.errors import ManifestError, Problem, UserError
 from symphony.manifests import Document
 from symphony.manifests.loader import parse_text
+from symphony.sources.git import local_repository_problem
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 TOP_KEYS = {"listen", "resync", "hook_secret_file", "sources"}
@@ -170,6 +171,9 @@ def _source(
                 if "://" in raw["repo"] or "@" in raw["repo"]
                 else _resolve(base, raw["repo"])
             )
+            problem = local_repository_problem(repo)
+            if problem is not None:
+                problems.append(doc.problem((*at, "repo"), f"sources[{i}].repo: {problem}"))
     else:
         given = raw.get("paths", [raw["path"]] if "path" in raw else None)
         if not isinstance(given, list) or not given or not all(isinstance(p, str) for p in given):

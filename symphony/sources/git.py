@@ -162,6 +162,25 @@ class GitSource:
         }
 
 
+def local_repository_problem(repo: str) -> str | None:
+    """Why a local ``repo`` path can never be fetched, or ``None`` (a URL always passes).
+
+    Checked before the loop starts: a typo in a path is bad input (exit 2), while a
+    URL that does not answer may come back, so the loop keeps retrying that one.
+    """
+    if not _is_local(repo):
+        return None
+    path = Path(os.path.abspath(os.path.expanduser(repo)))
+    if not path.exists():
+        return f"{repo}: no such folder"
+    candidates = (path, path / ".git", path.with_name(path.name + ".git"))
+    if any((c / "HEAD").is_file() and (c / "objects").is_dir() for c in candidates):
+        return None
+    if (path / ".git").is_file():  # a worktree or submodule: "gitdir: …"
+        return None
+    return f"{repo}: not a git repository"
+
+
 def _identity(repo: str) -> str:
     return os.path.abspath(os.path.expanduser(repo)) if _is_local(repo) else repo
 

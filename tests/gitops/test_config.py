@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ def test_the_example_parses_and_builds(symphony_home: Path) -> None:
 
 
 def test_defaults_and_relative_paths(tmp_path: Path, symphony_home: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "ops")], check=True)
     (tmp_path / "server.yaml").write_text(
         "sources:\n"
         "  - {type: git, repo: ./ops, path: deploy, resync: 5}\n"

@@ -225,7 +225,7 @@ def test_serve_runs_sources_reports_status_and_syncs_on_a_hook(
             "server.yaml:2: sources[0].type: must be one of git, watch, files",
         ),
         (
-            "sources:\n  - type: git\n    repo: x\n    intervall: 3\n",
+            "sources:\n  - type: git\n    repo: file:///x.git\n    intervall: 3\n",
             "server.yaml:4: sources[0].intervall: unknown field",
         ),
         (
@@ -233,6 +233,10 @@ def test_serve_runs_sources_reports_status_and_syncs_on_a_hook(
             "server.yaml:1: listen: 'nowhere' is not HOST:PORT",
         ),
         ("sources: [\n", "server.yaml:1: invalid YAML"),
+        (
+            "sources:\n  - {type: git, repo: no-such-repo}\n",
+            "server.yaml:2: sources[0].repo: ",  # then the resolved path: no such folder
+        ),
     ],
 )
 def test_a_bad_server_config_is_one_line_and_exit_2(
@@ -256,8 +260,26 @@ def test_sync_once_reports_a_bad_document_with_exit_2(
         done.stderr
     )
     assert set(live(tmux_cluster)) == {("b", "q")}
-    missing = cli("sync", "--repo", str(tmp_path / "nowhere"), "--once")
-    assert missing.returncode == 1 and "does not appear to be a git repository" in missing.stderr
+
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_sync_of_a_local_path_that_is_no_repository_is_exit_2_at_once(
+    symphony_home: Path, tmp_path: Path, once: bool
+) -> None:
+    """A typo in a path never heals, so it is bad input, not a source to retry forever."""
+    flags = ["--once"] if once else []
+    missing = cli("sync", "--repo", str(tmp_path / "nowhere"), *flags)
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        f"--repo {tmp_path / 'nowhere'}: no such folder\n",
+    )
+    (tmp_path / "plain").mkdir()
+    plain = cli("sync", "--repo", str(tmp_path / "plain"), *flags)
+    assert (plain.returncode, plain.stderr) == (
+        2,
+        f"--repo {tmp_path / 'plain'}: not a git repository\n",
+    )
 
 
 def test_watch_a_missing_path_is_exit_2(symphony_home: Path, tmp_path: Path) -> None:
