@@ -11,6 +11,7 @@ from symphony.cli import globals_of
 from symphony.errors import ManifestError, OperationFailed, Problem, UserError
 from symphony.gitops.config import ServerConfig, SourceConfig, load_config
 from symphony.gitops.loop import DEFAULT_RESYNC
+from symphony.gitops.ownership import RunBy
 from symphony.gitops.runner import PassResult, SourceRunner
 from symphony.gitops.service import make_runners, run_forever, run_once, stamp
 
@@ -31,6 +32,12 @@ allow_empty_option = click.option(
     "--allow-empty",
     is_flag=True,
     help="Let a source that yields no manifests prune everything it applied.",
+)
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over experiments applied by hand or owned by a source that is not running "
+    "(default: report them as conflicts and leave them alone).",
 )
 once_option = click.option(
     "--once",
@@ -68,10 +75,13 @@ def _run(
     *,
     resync: float,
     once: bool,
+    run_by: RunBy,
     server: ServerConfig | None = None,
     banner: str = "",
 ) -> None:
-    runners = make_runners(configs, log=_log, cluster_override=globals_of(ctx).cluster)
+    runners = make_runners(
+        configs, log=_log, cluster_override=globals_of(ctx).cluster, run_by=run_by
+    )
     if once:
         _finish_once(run_once(runners), runners)
         return
@@ -95,6 +105,7 @@ def _run(
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @resync_option
 @allow_empty_option
+@adopt_option
 @once_option
 @name_option
 @click.pass_context
@@ -103,6 +114,7 @@ def watch(
     paths: tuple[str, ...],
     resync: float,
     allow_empty: bool,
+    adopt: bool,
     once: bool,
     name: str | None,
 ) -> None:
@@ -112,9 +124,12 @@ def watch(
     if missing:
         raise UserError(f"{missing[0]}: no such file or folder")
     config = SourceConfig(
-        type="watch", name=name, paths=paths, allow_empty=allow_empty, resync=resync
+        type="watch", name=name, paths=paths, allow_empty=allow_empty, resync=resync, adopt=adopt
     )
-    _run(ctx, [config], resync=resync, once=once, banner="watching; Ctrl-C stops")
+    _run(
+        ctx, [config], resync=resync, once=once, run_by=RunBy("watch"),
+        banner="watching; Ctrl-C stops",
+    )  # fmt: skip
 
 
 @click.command()
@@ -137,6 +152,7 @@ def watch(
 @click.option("--no-shallow", is_flag=True, help="Fetch full history instead of --depth 1.")
 @resync_option
 @allow_empty_option
+@adopt_option
 @once_option
 @name_option
 @click.pass_context
@@ -149,6 +165,7 @@ def sync(
     no_shallow: bool,
     resync: float,
     allow_empty: bool,
+    adopt: bool,
     once: bool,
     name: str | None,
 ) -> None:
@@ -161,9 +178,12 @@ def sync(
         raise UserError(f"--repo {problem}")
     config = SourceConfig(
         type="git", name=name, repo=repo, branch=branch, path=subpath, interval=interval,
-        shallow=not no_shallow, resync=resync, allow_empty=allow_empty,
+        shallow=not no_shallow, resync=resync, allow_empty=allow_empty, adopt=adopt,
     )  # fmt: skip
-    _run(ctx, [config], resync=resync, once=once, banner="syncing; Ctrl-C stops")
+    _run(
+        ctx, [config], resync=resync, once=once, run_by=RunBy("sync"),
+        banner="syncing; Ctrl-C stops",
+    )  # fmt: skip
 
 
 @click.command()
@@ -190,4 +210,5 @@ def serve(ctx: click.Context, config_file: str, listen: str | None, once: bool) 
         from dataclasses import replace
 
         config = replace(config, host=host, port=int(port))
-    _run(ctx, list(config.sources), resync=config.resync, once=once, server=config)
+    run_by = RunBy("serve", os.path.abspath(config_file))
+    _run(ctx, list(config.sources), resync=config.resync, once=once, run_by=run_by, server=config)

@@ -6,11 +6,13 @@
     resync: 30                      # default seconds between full resyncs
     hook_secret_file: hook.secret   # optional: POST /hooks/git then needs it
     sources:
-      - {type: watch, path: ./manifests, allow_empty: false}
+      - {type: watch, path: ./manifests, allow_empty: false, adopt: false}
       - {type: git, repo: https://example.org/ops.git, branch: main, path: manifests,
          interval: 5, shallow: true, name: ops}
 
-Relative paths are relative to the file's folder. Every mistake is one
+``adopt: true`` lets a source take over an experiment applied by hand (``symphony
+apply``) or owned by a source that is not running; without it such an experiment is
+reported as a conflict and left alone. Relative paths are relative to the file's folder. Every mistake is one
 ``FILE:LINE: message`` line (exit code 2).
 """
 
@@ -28,7 +30,7 @@ from symphony.sources.git import local_repository_problem
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 TOP_KEYS = {"listen", "resync", "hook_secret_file", "sources"}
-COMMON = {"type", "name", "resync", "allow_empty", "interval"}
+COMMON = {"type", "name", "resync", "allow_empty", "adopt", "interval"}
 KEYS = {
     "watch": COMMON | {"path", "paths", "debounce_ms"},
     "files": COMMON | {"path", "paths"},
@@ -49,6 +51,7 @@ class SourceConfig:
     resync: float | None = None
     allow_empty: bool = False
     debounce_ms: int | None = None
+    adopt: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _source(
         )
     interval = _number(doc, (*at, "interval"), raw.get("interval"), problems)
     resync = _number(doc, (*at, "resync"), raw.get("resync"), problems)
-    for flag in ("allow_empty", "shallow"):
+    for flag in ("allow_empty", "adopt", "shallow"):
         if flag in raw and not isinstance(raw[flag], bool):
             problems.append(doc.problem((*at, flag), f"sources[{i}].{flag}: must be true or false"))
     paths: tuple[str, ...] = ()
@@ -194,6 +197,7 @@ def _source(
         resync=resync,
         allow_empty=bool(raw.get("allow_empty", False)),
         debounce_ms=raw.get("debounce_ms"),
+        adopt=bool(raw.get("adopt", False)),
     )
 
 

@@ -49,6 +49,9 @@ class Loop:
         self.on_pass = on_pass
         self.wakeup = threading.Event()
         self._lock = threading.Lock()
+        for runner in self.runners:  # an owner that prunes wakes the sources that wanted it
+            if runner.claims is not None:
+                runner.claims.wake = self._notifier_for("released")
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -68,6 +71,12 @@ class Loop:
         if hit:
             self.wake()
         return hit
+
+    def _notifier_for(self, reason: str) -> Callable[[str], None]:
+        def wake(source: str) -> None:
+            self.trigger(source=source, reason=reason)
+
+        return wake
 
     def _notifier(self, source: str) -> Callable[[], None]:
         def changed() -> None:

@@ -5,6 +5,9 @@ A source owns what it applied: every experiment it applies carries the label
 and is recorded as applied by that source in the workspace index. It prunes
 an experiment only when it owns it, the experiment left the source, and the
 source did not suddenly go empty (unless ``allow_empty``).
+
+An experiment another source (or a hand ``apply``) owns is neither applied nor
+pruned: it is reported as a conflict (:mod:`ownership`) and blocks only itself.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 
 from symphony import known_clusters, workspace
 from symphony.errors import UserError
-from symphony.gitops import store
-from symphony.gitops.desired import Desired, Good, isolate
+from symphony.gitops import ownership, store
+from symphony.gitops.desired import CLUSTER, Desired, Good, isolate
+from symphony.gitops.ownership import Claims, RunBy
 from symphony.model import ClusterSpec, Deployment, Experiment, ManifestSet
 from symphony.plan import Plan
 from symphony.reconciler import Reconciler, workloads
@@ -37,6 +41,7 @@ class ExperimentState:
     revision: str | None = None  # the revision live
     sync: str = "Unknown"  # Synced | OutOfSync | Unknown
     errors: tuple[str, ...] = ()
+    owner: str | None = None  # the source that owns it; another one's id: a conflict
     last: dict[str, Any] | None = None  # the last reconcile: time, duration, result, revision
     history: list[dict[str, Any]] = field(default_factory=list)  # reconciles that did something
 
@@ -47,6 +52,7 @@ class ExperimentState:
             "sync": self.sync,
             "error": self.errors[0] if self.errors else None,
             "errors": list(self.errors),
+            "owner": self.owner,
             "last_reconcile": self.last,
             "history": self.history,
         }
@@ -60,6 +66,7 @@ class PassResult:
     pruned: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()  # declared here too, owned elsewhere: not applied
     messages: tuple[str, ...] = ()
 
 
@@ -79,6 +86,9 @@ class SourceRunner:
         log: Callable[[str], None] = lambda _line: None,
         persist: bool = True,
         cluster_override: str | None = None,
+        adopt: bool = False,
+        claims: Claims | None = None,
+        run_by: RunBy | None = None,
     ) -> None:
         self.source = source
         self.reconciler = reconciler
@@ -88,6 +98,11 @@ class SourceRunner:
         self.log = log
         self.persist = persist
         self.cluster_override = cluster_override
+        self.adopt = adopt
+        self.claims = claims
+        self.run_by = run_by
+        self.conflicts: dict[str, ownership.Verdict] = {}
+        self._scanned: set[str] = set()  # clusters whose experiments the last pass listed
         self.last_good: dict[str, Good] = {}
         self.last_clusters: dict[str, ClusterSpec] = {}
         self.experiments: dict[str, ExperimentState] = {}
@@ -157,12 +172,23 @@ class SourceRunner:
         )
 
         self._remember_clusters(desired.clusters.values())
-        touched, failed = self._apply(desired)
-        pruned: list[str] = []
-        if not guard:
-            pruned, prune_failed = self._prune(desired)
-            failed.update(prune_failed)
-        self._record(desired, touched, failed)
+        with ownership.lock():  # another process must not take a name between check and record
+            live = self._live(desired)
+            self.conflicts = self._conflicts(snapshot, desired, live)
+            active = dataclasses.replace(
+                desired,
+                workloads={n: g for n, g in desired.workloads.items() if n not in self.conflicts},
+            )
+            touched, failed = self._apply(active)
+            pruned: list[str] = []
+            if not guard:
+                pruned, prune_failed = self._prune(desired, live)
+                failed.update(prune_failed)
+            self._record(active, touched, failed)
+        if self.claims is not None:
+            declared = frozenset(desired.workloads) | frozenset(desired.errors)
+            self.claims.update(self.id, declared, sorted(self.conflicts))
+            self.claims.released(pruned)
         duration = self.clock() - started
         with self._lock:
             result = self._update_states(
@@ -240,7 +266,53 @@ class SourceRunner:
                     touched[e.name] = _only(item.plan, e.name)
         return touched, failed
 
-    def owned(self, clusters: Iterable[str]) -> dict[str, str]:
+    def _live(self, desired: Desired) -> dict[str, tuple[str, dict[str, str]]]:
+        """Experiments live on the clusters this pass concerns: name → (cluster, labels).
+
+        Only clusters that list experiments with labels (tmux) say anything here; on
+        the others the workspace record alone tells who owns what.
+        """
+        records = workspace.applied()
+        clusters = {e.cluster for g in desired.workloads.values() for e in workloads(g.manifests)}
+        clusters |= {r.cluster for r in records.values() if r.source == self.id}
+        known = known_clusters.all_clusters(
+            [*self.last_clusters.values(), *desired.clusters.values()]
+        )
+        found: dict[str, tuple[str, dict[str, str]]] = {}
+        self._scanned = set()
+        for cluster_name in sorted(clusters):
+            spec = known.get(cluster_name)
+            if spec is None:
+                continue
+            try:
+                cluster = self.reconciler.cluster(spec)
+                if not hasattr(cluster, "experiments"):
+                    continue
+                summaries = cluster.experiments()
+            except (UserError, OSError):
+                continue
+            self._scanned.add(cluster_name)
+            for summary in summaries:
+                found.setdefault(summary.name, (cluster_name, dict(summary.labels)))
+        return found
+
+    def owner_of(
+        self,
+        name: str,
+        records: dict[str, workspace.AppliedRecord],
+        live: dict[str, tuple[str, dict[str, str]]],
+    ) -> str | None:
+        """The record's source; without one, the live label; live with neither: by hand."""
+        record = records.get(name)
+        if record is not None:
+            if record.source == ownership.HAND and record.cluster in self._scanned:
+                return ownership.HAND if name in live else None  # gone since: a stale record
+            return record.source
+        if name in live:
+            return live[name][1].get(SOURCE_LABEL) or ownership.HAND
+        return None
+
+    def owned(self, live: dict[str, tuple[str, dict[str, str]]]) -> dict[str, str]:
         """Experiments this source owns: name → cluster.
 
         The workspace record says who applied an experiment last; where it has
@@ -248,25 +320,35 @@ class SourceRunner:
         """
         records = workspace.applied()
         found = {n: r.cluster for n, r in records.items() if r.source == self.id}
-        known = known_clusters.all_clusters(self.last_clusters.values())
-        for cluster_name in sorted(set(clusters) | set(found.values())):
-            spec = known.get(cluster_name)
-            if spec is None:
-                continue
-            try:
-                cluster = self.reconciler.cluster(spec)
-                summaries = cluster.experiments() if hasattr(cluster, "experiments") else []
-            except (UserError, OSError):
-                continue
-            for summary in summaries:
-                if summary.name not in records and summary.labels.get(SOURCE_LABEL) == self.id:
-                    found[summary.name] = cluster_name
+        for name, (cluster_name, labels) in live.items():
+            if name not in records and labels.get(SOURCE_LABEL) == self.id:
+                found[name] = cluster_name
         return found
 
-    def _prune(self, desired: Desired) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    def _conflicts(
+        self, snapshot: Snapshot, desired: Desired, live: dict[str, tuple[str, dict[str, str]]]
+    ) -> dict[str, ownership.Verdict]:
+        """Declared here, owned by another source or by hand: not ours to apply (nor prune)."""
+        records = workspace.applied()
+        found: dict[str, ownership.Verdict] = {}
+        for name in sorted(set(desired.workloads) | set(desired.errors)):
+            verdict = ownership.decide(
+                name,
+                me=self.id,
+                owner=self.owner_of(name, records, live),
+                where=_where(snapshot, desired, name),
+                adopt=self.adopt,
+                claims=self.claims,
+            )
+            if not verdict.ours:
+                found[name] = verdict
+        return found
+
+    def _prune(
+        self, desired: Desired, live: dict[str, tuple[str, dict[str, str]]]
+    ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
         keep = set(desired.workloads) | set(desired.errors)
-        clusters = {e.cluster for g in desired.workloads.values() for e in workloads(g.manifests)}
-        owned = self.owned(clusters)
+        owned = self.owned(live)
         pruned: list[str] = []
         failed: dict[str, tuple[str, ...]] = {}
         known = known_clusters.all_clusters(desired.clusters.values())
@@ -332,6 +414,11 @@ class SourceRunner:
         for name in sorted(names):
             state = self.experiments.setdefault(name, ExperimentState(name))
             good = desired.workloads.get(name)
+            conflict = self.conflicts.get(name)
+            if conflict is not None:
+                self._conflict_state(state, conflict, desired, good, snapshot, reason, when)
+                continue
+            state.owner = self.id
             errors = desired.errors.get(name, ()) + failed.get(name, ())
             plan = touched.get(name, Plan())
             if good is not None:
@@ -385,10 +472,46 @@ class SourceRunner:
             revision=snapshot.revision,
             changed=tuple(changed),
             pruned=tuple(pruned),
-            blocked=tuple(sorted(desired.errors)),
+            blocked=tuple(sorted(set(desired.errors) - set(self.conflicts))),
             failed=tuple(sorted(failed)),
+            conflicts=tuple(sorted(self.conflicts)),
             messages=self.source_errors,
         )
+
+    def _conflict_state(
+        self,
+        state: ExperimentState,
+        verdict: ownership.Verdict,
+        desired: Desired,
+        good: Good | None,
+        snapshot: Snapshot,
+        reason: str,
+        when: float,
+    ) -> None:
+        """Owned elsewhere: say so once (the log, the history), apply nothing, keep no revision."""
+        assert verdict.message is not None
+        if good is not None:
+            exps = workloads(good.manifests)
+            state.cluster = exps[0].cluster if exps else state.cluster
+        state.errors = (verdict.message, *desired.errors.get(state.name, ()))
+        state.sync = "OutOfSync"
+        state.revision = None
+        state.owner = verdict.owner
+        self.applied_hashes.pop(state.name, None)
+        rev = short(snapshot.revision)
+        entry = {
+            "time": when,
+            "duration": 0.0,
+            "result": "conflict",
+            "revision": rev,
+            "reason": reason,
+            "detail": verdict.message,
+        }
+        last = state.last
+        if last is None or (last["result"], last["detail"]) != ("conflict", verdict.message):
+            state.history = [entry, *state.history][: store.HISTORY]
+            self._event(when, state.name, "conflict", verdict.message, revision=rev)
+        state.last = entry
 
     def _event(
         self,
@@ -427,6 +550,8 @@ class SourceRunner:
                 "revision": self.revision,
                 "errors": list(self.source_errors),
                 "allow_empty": self.allow_empty,
+                "adopt": self.adopt,
+                "run_by": self.run_by.to_dict() if self.run_by else None,
                 "last_pass": self.last_pass,
             },
             "experiments": {n: s.to_dict() for n, s in sorted(self.experiments.items())},
@@ -439,6 +564,24 @@ class SourceRunner:
     def save(self) -> None:
         if self.persist:
             store.write(self.id, self.status())
+
+
+def _where(snapshot: Snapshot, desired: Desired, name: str) -> str:
+    """``FILE:LINE`` of the document that declares ``name`` here (for a conflict's message)."""
+    good = desired.workloads.get(name)
+    if good is not None:
+        for e in workloads(good.manifests):
+            if e.name == name:
+                return str(e.source)
+    for doc in snapshot.documents:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        meta = data.get("metadata")
+        if data.get("kind") != CLUSTER and isinstance(meta, dict) and meta.get("name") == name:
+            return f"{doc.file}:{doc.line_of(())}"
+    for item in snapshot.broken:
+        if item.name == name and item.kind != CLUSTER:
+            return item.file
+    return "this source"
 
 
 def _only(plan: Plan, name: str) -> Plan:

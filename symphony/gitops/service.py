@@ -12,6 +12,7 @@ from typing import Any
 from symphony.gitops.config import ServerConfig, SourceConfig
 from symphony.gitops.http import StatusServer
 from symphony.gitops.loop import Loop
+from symphony.gitops.ownership import Claims, RunBy, retire
 from symphony.gitops.report import status_document
 from symphony.gitops.runner import PassResult, SourceRunner
 from symphony.reconciler import Reconciler
@@ -46,27 +47,38 @@ def make_runners(
     *,
     log: Callable[[str], None],
     cluster_override: str | None = None,
+    run_by: RunBy | None = None,
 ) -> list[SourceRunner]:
-    reconciler = Reconciler()  # shared: one connection per cluster
-    runners = []
-    seen: set[str] = set()
-    for config in configs:
-        source = make_source(config)
-        if source.id in seen:
-            from symphony.errors import UserError
+    """One runner per source, sharing one reconciler and one view of who declares what.
 
-            raise UserError(f"two sources share the id {source.id!r}; give one a name")
-        seen.add(source.id)
-        runners.append(
-            SourceRunner(
-                source,
-                reconciler=reconciler,
-                allow_empty=config.allow_empty,
-                log=log,
-                cluster_override=cluster_override,
-            )
+    For ``serve``, sources its config file ran before and lists no more are retired
+    first: what they own may then be taken over.
+    """
+    from symphony.errors import UserError
+
+    reconciler = Reconciler()  # shared: one connection per cluster
+    sources = [make_source(config) for config in configs]
+    ids = [s.id for s in sources]
+    for i, ident in enumerate(ids):
+        if ident in ids[:i]:
+            raise UserError(f"two sources share the id {ident!r}; give one a name")
+    if run_by is not None:
+        for ident in retire(run_by, ids):
+            log(f"{ident}: no longer in {run_by.config}: what it owns may be taken over")
+    claims = Claims(tuple(ids))
+    return [
+        SourceRunner(
+            source,
+            reconciler=reconciler,
+            allow_empty=config.allow_empty,
+            log=log,
+            cluster_override=cluster_override,
+            adopt=config.adopt,
+            claims=claims,
+            run_by=run_by,
         )
-    return runners
+        for source, config in zip(sources, configs, strict=True)
+    ]
 
 
 @contextmanager

@@ -39,6 +39,13 @@ def read(source_id: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def retire(source_id: str) -> None:
+    """A source removed from its config: what it owns may be taken over."""
+    data = read(source_id)
+    if data is not None:
+        write(source_id, {**data, "retired": True, "running": False})
+
+
 def read_all() -> list[dict[str, Any]]:
     out = []
     for path in sorted(folder().glob("*.json")):
@@ -52,12 +59,43 @@ def read_all() -> list[dict[str, Any]]:
 
 
 def experiments() -> dict[str, dict[str, Any]]:
-    """Experiment name → its GitOps status (with ``source``), the newest writer winning."""
-    found: dict[str, tuple[float, dict[str, Any]]] = {}
+    """Experiment name → the GitOps status ``ls`` shows, with ``source``.
+
+    The owner's status (the source the workspace record names) wins, else the newest.
+    A conflict another source reports about the current owner is shown on the owner's
+    row, when the owner's own status has no error of its own: it names both sources.
+    """
+    from symphony import workspace
+
+    records = workspace.applied()
+    found: dict[str, tuple[bool, float, dict[str, Any]]] = {}
+    conflicts: dict[str, dict[str, Any]] = {}
     for data in read_all():
+        if data.get("retired"):
+            continue
         stamp = float(data.get("updated_at") or 0)
         source = (data.get("source") or {}).get("id", "")
         for name, status in (data.get("experiments") or {}).items():
-            if name not in found or found[name][0] < stamp:
-                found[name] = (stamp, {**status, "source": source})
-    return {name: status for name, (_, status) in found.items()}
+            owner = status.get("owner")
+            record = records.get(name)
+            if owner and owner != source:  # a conflict: about the owner's experiment
+                if record is not None and record.source == owner and name not in conflicts:
+                    conflicts[name] = {**status, "source": owner, "reported_by": source}
+                continue
+            mine = record is not None and record.source == source
+            if name not in found or (mine, stamp) > found[name][:2]:
+                found[name] = (mine, stamp, {**status, "source": source})
+    shown = {name: status for name, (_, _, status) in found.items()}
+    for name, conflict in conflicts.items():
+        current = shown.get(name)
+        if current is None or current["source"] != conflict["source"] or not current.get("error"):
+            shown[name] = {**(current or {}), **_conflict_fields(conflict)}
+    return shown
+
+
+def _conflict_fields(conflict: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: conflict.get(key)
+        for key in ("source", "error", "errors", "owner", "reported_by", "cluster")
+        if conflict.get(key) is not None
+    }
