@@ -136,10 +136,8 @@ def decide(
     peers = claims.declared if claims is not None else {}
     if owner is None:
         for peer in claims.before(me) if claims is not None else ():
-            if name in (peers.get(peer) or ()):
-                return Verdict(
-                    False, peer, _owned(name, peer, "this serve, first in its config", here)
-                )
+            if name in (peers.get(peer) or ()):  # it comes first in the config: it owns it
+                return Verdict(False, peer, _owned(name, peer, _peer(peer, status_of), here))
         return Verdict(True, me)
     if owner == me:
         return Verdict(True, me)
@@ -155,7 +153,7 @@ def decide(
         theirs = peers[owner]
         if theirs is not None and name not in theirs:
             return Verdict(True, me)  # it stopped declaring it (and could not prune it)
-        return Verdict(False, owner, _owned(name, owner, "this serve", here))
+        return Verdict(False, owner, _owned(name, owner, _peer(owner, status_of), here))
     status = status_of(owner)
     if status is not None and status.get("retired"):
         return Verdict(True, me)
@@ -163,6 +161,12 @@ def decide(
         return Verdict(True, me)
     hint = f" ({ADOPT_HINT})" if status is None or not running(status) else ""
     return Verdict(False, owner, _owned(name, owner, describe(owner, status), here) + hint)
+
+
+def _peer(peer: str, status_of: Callable[[str], Mapping[str, Any] | None]) -> str:
+    """A source of this same process: how its status file describes it."""
+    status = status_of(peer)
+    return describe(peer, status) if status is not None else "this process"
 
 
 def _owned(name: str, owner: str, how: str, here: str) -> str:

@@ -567,7 +567,7 @@ class SourceRunner:
 
 
 def _where(snapshot: Snapshot, desired: Desired, name: str) -> str:
-    """``FILE:LINE`` of the document that declares ``name`` here (for a conflict's message)."""
+    """``FILE:LINE`` of the name ``name`` is declared with here (for a conflict's message)."""
     good = desired.workloads.get(name)
     if good is not None:
         for e in workloads(good.manifests):
@@ -577,7 +577,7 @@ def _where(snapshot: Snapshot, desired: Desired, name: str) -> str:
         data = doc.data if isinstance(doc.data, dict) else {}
         meta = data.get("metadata")
         if data.get("kind") != CLUSTER and isinstance(meta, dict) and meta.get("name") == name:
-            return f"{doc.file}:{doc.line_of(())}"
+            return f"{doc.file}:{doc.line_of(('metadata', 'name'))}"
     for item in snapshot.broken:
         if item.name == name and item.kind != CLUSTER:
             return item.file
