@@ -36,3 +36,19 @@ def resolve_process(given: str, keys: Iterable[str]) -> str:
     if not matches:
         raise UserError(f"no process named {given!r} (known: {', '.join(keys) or 'none'})")
     raise UserError(f"process {given!r} is ambiguous: {', '.join(matches)}")
+
+
+def resolve_service(given: str, names: Iterable[str], *, experiment: str) -> str:
+    """A bound or exposed name of ``experiment``: exact, or a unique prefix (``visit``)."""
+    known = sorted(set(names))
+    if given in known:
+        return given
+    matches = [n for n in known if n.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(
+            f"experiment {experiment!r} has no bound or exposed name {given!r} "
+            f"(available: {', '.join(known) or 'none'})"
+        )
+    raise UserError(f"name {given!r} is ambiguous in experiment {experiment!r}: {', '.join(matches)}")

@@ -34,6 +34,7 @@ from symphony.model import (
     ProcessState,
     SourceRef,
 )
+from symphony.names import resolve_service
 from symphony.plan import Plan
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -225,10 +226,7 @@ class ConductorCluster:
     def url(self, experiment: str, service: str) -> str:
         resp = self._request("GET", f"/experiments/{experiment}", ok=(200, 404))
         addresses = resp.json().get("addresses", {}) if resp.status_code == 200 else {}
-        if service not in addresses:
-            known = ", ".join(sorted(addresses)) or "none"
-            raise UserError(f"experiment {experiment} has no bound or exposed name {service!r} (names: {known})")
-        a = addresses[service]
+        a = addresses[resolve_service(service, addresses, experiment=experiment)]
         return f"http://{a['host']}:{a['port']}"
 
     # ------------------------------------------------------------------ access

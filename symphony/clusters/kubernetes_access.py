@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from symphony.clusters import kubernetes_render as render
 from symphony.errors import OperationFailed, UserError
+from symphony.names import resolve_service
 
 if TYPE_CHECKING:
     from symphony.clusters.kubernetes import KubernetesCluster
@@ -194,12 +195,11 @@ def _first_line(data: bytes) -> str:
 # --- visit -------------------------------------------------------------------------
 def service_url(cluster: KubernetesCluster, experiment: str, service: str) -> str:
     api = cluster.api
-    name = render.service_name(experiment, service)
-    found = api.get("Service", name)
-    if found is None:
-        raise UserError(
-            f"experiment {experiment!r} has no service {service!r} on cluster {cluster.spec.name!r}"
-        )
+    endpoints = {
+        s["metadata"]["labels"].get(render.ENDPOINT_LABEL, ""): s
+        for s in cluster._live("Service", [experiment])
+    }
+    found = endpoints[resolve_service(service, endpoints.keys() - {""}, experiment=experiment)]
     spec = found.get("spec") or {}
     port_spec = (spec.get("ports") or [{}])[0]
     port = int(port_spec.get("port", 80))

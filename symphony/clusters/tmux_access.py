@@ -20,6 +20,7 @@ from symphony.clusters.tmux_logs import live_size, read_history
 from symphony.clusters.tmux_reader import TmuxReader
 from symphony.clusters.tmux_stop import alive
 from symphony.errors import OperationFailed, UserError
+from symphony.names import resolve_service
 from symphony.ports import LOOPBACK
 
 
@@ -66,12 +67,7 @@ class TmuxAccess(TmuxReader):
 
     def url(self, experiment: str, service: str) -> str:
         ports = self.session(experiment).ports or self.folder(experiment).read_ports()
-        if service not in ports:
-            names = ", ".join(sorted(ports)) or "none"
-            raise UserError(
-                f"experiment {experiment!r} has no bound or exposed name {service!r} "
-                f"(available: {names})"
-            )
+        service = resolve_service(service, ports, experiment=experiment)
         return f"http://{LOOPBACK}:{ports[service]}"
 
     def exec(self, experiment: str, key: str, argv: Sequence[str]) -> int:

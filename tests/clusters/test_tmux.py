@@ -407,6 +407,9 @@ def test_url_errors_name_what_exists(tmux_cluster: TmuxCluster) -> None:
     )
     with pytest.raises(UserError, match=r"no bound or exposed name 'web' \(available: api, db\)"):
         tmux_cluster.url("exp", "web")
+    assert tmux_cluster.url("exp", "a") == tmux_cluster.url("exp", "api")  # a unique prefix
+    with pytest.raises(UserError, match="'' is ambiguous in experiment 'exp': api, db"):
+        tmux_cluster.url("exp", "")
     with pytest.raises(UserError, match="no experiment 'nope'"):
         tmux_cluster.url("nope", "api")
 

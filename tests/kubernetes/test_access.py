@@ -151,6 +151,7 @@ def test_visit_uses_the_load_balancer_ingress_or_a_node_port(emulated: Kube, sym
     )
     emulated.emulator.set_ingress(emulated.namespace, service_name(name, "site"), "203.0.113.7")
     assert cluster.url(name, "site") == "http://203.0.113.7:8080"
+    assert cluster.url(name, "si") == "http://203.0.113.7:8080"  # a unique prefix
 
     other = f"np-{uuid.uuid4().hex[:6]}"
     _, cluster = start(
@@ -163,5 +164,5 @@ def test_visit_uses_the_load_balancer_ingress_or_a_node_port(emulated: Kube, sym
     assert service is not None
     node_port = service["spec"]["ports"][0]["nodePort"]
     assert cluster.url(other, "site") == f"http://127.0.0.1:{node_port}"
-    with pytest.raises(UserError, match="has no service 'nope'"):
+    with pytest.raises(UserError, match=r"has no bound or exposed name 'nope' \(available: site\)"):
         cluster.url(other, "nope")
