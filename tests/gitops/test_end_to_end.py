@@ -262,7 +262,6 @@ def test_sync_once_reports_a_bad_document_with_exit_2(
     assert set(live(tmux_cluster)) == {("b", "q")}
 
 
-
 @pytest.mark.parametrize("once", [True, False])
 def test_sync_of_a_local_path_that_is_no_repository_is_exit_2_at_once(
     symphony_home: Path, tmp_path: Path, once: bool

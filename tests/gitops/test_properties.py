@@ -129,3 +129,99 @@ TestEdits.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+class TwoSources(RuleBasedStateMachine):
+    """Two sources of one serve declare overlapping experiments at random. Each experiment
+    runs exactly its owner's version; the owner keeps it while it declares it, then the
+    first other source in config order that declares it takes it; and no process restarts
+    unless the version its owner declares changed (no flapping)."""
+
+    ORDER = ("s1", "s2")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from symphony.gitops.loop import Loop
+        from symphony.gitops.ownership import Claims
+
+        self.home = tempfile.mkdtemp(prefix="symphony-gitops-")
+        self.saved_home = os.environ.get("SYMPHONY_HOME")
+        os.environ["SYMPHONY_HOME"] = self.home
+        self.sources = {s: MemorySource(id=s) for s in self.ORDER}
+        self.reconciler, self.made = recording()
+        claims = Claims(self.ORDER)
+        clock = FakeClock()
+        runners = [
+            SourceRunner(src, reconciler=self.reconciler, clock=clock, wall=clock, claims=claims)
+            for src in self.sources.values()
+        ]
+        self.loop = Loop(runners, resync=30, clock=clock)
+        self.owner: dict[str, str] = {}  # the model
+        self.versions: dict[Key, str] = {}  # what the model said after the last settle
+
+    def teardown(self) -> None:
+        if self.saved_home is None:
+            os.environ.pop("SYMPHONY_HOME", None)
+        else:
+            os.environ["SYMPHONY_HOME"] = self.saved_home
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def live(self) -> dict[Key, str]:
+        cluster = self.made.get("local")
+        return {} if cluster is None else {k: o.spec_hash for k, o in cluster.live.items()}
+
+    def expected(self) -> dict[Key, str]:
+        return {
+            k: h
+            for name, owner in self.owner.items()
+            for k, h in hashes(name, self.sources[owner].files[name + ".yaml"]).items()
+        }
+
+    def settle(self) -> None:
+        before = self.versions
+        applied = len(self.made["local"].applied) if "local" in self.made else 0
+        declared = {
+            s: {n.removesuffix(".yaml") for n in src.files} for s, src in self.sources.items()
+        }
+        for name in {n for names in declared.values() for n in names} | set(self.owner):
+            if self.owner.get(name) not in {s for s in self.ORDER if name in declared[s]}:
+                takers = [s for s in self.ORDER if name in declared[s]]
+                if takers:
+                    self.owner[name] = takers[0]
+                else:
+                    self.owner.pop(name, None)
+        self.loop.trigger(reason="change")
+        for _ in range(4):  # an owner that prunes wakes the other at once
+            self.loop.step()
+            if self.loop.next_delay() > 0:
+                break
+        after = self.versions = self.expected()
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        plans = self.made["local"].applied[applied:] if "local" in self.made else []
+        touched = {(p.experiment, p.key) for plan in plans for p in plan.create + plan.update}
+        touched |= {(o.experiment, o.key) for plan in plans for o in plan.delete}
+        assert touched <= changed, f"restarted without a change: {touched - changed}"
+
+    @rule(source=st.sampled_from(ORDER), name=NAMES, processes=PROCESSES)
+    def declare(self, source: str, name: str, processes: dict[str, str]) -> None:
+        self.sources[source].files[name + ".yaml"] = experiment(name, processes)
+        self.settle()
+
+    @rule(source=st.sampled_from(ORDER), name=NAMES)
+    def drop(self, source: str, name: str) -> None:
+        if len(self.sources[source].files) > 1:  # a source gone empty prunes nothing
+            self.sources[source].files.pop(name + ".yaml", None)
+            self.settle()
+
+    @invariant()
+    def each_runs_its_owners_version(self) -> None:
+        assert self.live() == self.expected()
+
+
+TestTwoSources = TwoSources.TestCase
+TestTwoSources.settings = settings(
+    max_examples=30,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
