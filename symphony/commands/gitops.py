@@ -42,7 +42,8 @@ adopt_option = click.option(
 once_option = click.option(
     "--once",
     is_flag=True,
-    help="One pass, then exit (1: a cluster failed; 2: a document is invalid).",
+    help="One pass, then exit (1: a cluster failed; 2: a document is invalid or an "
+    "experiment is owned by another source or was applied by hand).",
 )
 name_option = click.option(
     "--name", default=None, help="The source's id, recorded on what it applies (default: derived)."
@@ -50,7 +51,8 @@ name_option = click.option(
 
 
 def _finish_once(results: list[PassResult], runners: list[SourceRunner]) -> None:
-    """Exit 1 when a cluster or the source failed, 2 when a document is invalid."""
+    """Exit 1 when a cluster or the source failed, 2 when a document is invalid or an
+    experiment is owned elsewhere (a conflict is bad input, like a duplicate name)."""
     lines: list[str] = []
     for runner, result in zip(runners, results, strict=True):
         lines += [line for n in result.failed for line in runner.experiments[n].errors]

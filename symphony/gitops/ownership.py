@@ -82,15 +82,20 @@ class Verdict:
     message: str | None = None
 
 
-def describe(owner: str, status: Mapping[str, Any] | None) -> str:
-    """``serve: /path/server.yaml``, ``watch: /path`` or ``sync: URL`` (+ ``not running``)."""
+def describe(owner: str, status: Mapping[str, Any] | None, *, peer: bool = False) -> str:
+    """``serve: /path/server.yaml``, ``watch: /path`` or ``sync: URL`` (+ ``not running``).
+
+    A ``peer`` runs in this very process, whatever its status file still says.
+    """
     if status is None:
-        return "no status: not run from this state folder"
+        return "this process" if peer else "no status: not run from this state folder"
     source = status.get("source") or {}
     run_by = source.get("run_by") or {}
     command = run_by.get("command")
     target = run_by.get("config") if command == "serve" else _target(source)
     text = f"{command}: {target}" if command else f"{source.get('type', 'source')}: {target}"
+    if peer:
+        return text
     if status.get("retired"):
         return f"{text}, removed from its config"
     if not running(status):
@@ -116,8 +121,8 @@ def running(status: Mapping[str, Any]) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, under another user
+        pass
     return True
 
 
@@ -149,8 +154,8 @@ def decide(
             HAND,
             f"experiment {name!r} was applied by hand (symphony apply); {here} ({ADOPT_HINT})",
         )
-    if owner in peers:  # a source of this same process
-        theirs = peers[owner]
+    if claims is not None and owner in claims.order:  # a source of this same process
+        theirs = peers.get(owner)  # None: it has not run its first pass yet
         if theirs is not None and name not in theirs:
             return Verdict(True, me)  # it stopped declaring it (and could not prune it)
         return Verdict(False, owner, _owned(name, owner, _peer(owner, status_of), here))
@@ -165,8 +170,7 @@ def decide(
 
 def _peer(peer: str, status_of: Callable[[str], Mapping[str, Any] | None]) -> str:
     """A source of this same process: how its status file describes it."""
-    status = status_of(peer)
-    return describe(peer, status) if status is not None else "this process"
+    return describe(peer, status_of(peer), peer=True)
 
 
 def _owned(name: str, owner: str, how: str, here: str) -> str:

@@ -132,6 +132,7 @@ class SourceRunner:
                 revision=raw.get("revision") or (record.revision if record else None),
                 sync=raw.get("sync") or "Unknown",
                 errors=tuple(raw.get("errors") or ()),
+                owner=raw.get("owner"),
                 last=raw.get("last_reconcile"),
                 history=list(raw.get("history") or [])[: store.HISTORY],
             )

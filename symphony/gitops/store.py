@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from symphony import workspace
 from symphony.home import state_home
 
 HISTORY = 10  # reconciles kept per experiment
@@ -65,8 +66,6 @@ def experiments() -> dict[str, dict[str, Any]]:
     A conflict another source reports about the current owner is shown on the owner's
     row, when the owner's own status has no error of its own: it names both sources.
     """
-    from symphony import workspace
-
     records = workspace.applied()
     found: dict[str, tuple[bool, float, dict[str, Any]]] = {}
     conflicts: dict[str, dict[str, Any]] = {}

@@ -281,3 +281,87 @@ def test_serve_with_two_sources_of_one_experiment_never_flaps(
     assert pids(tmux_cluster, "x") == before
     assert serve.output().count("team-b: x: conflict") == 1, serve.output()
     assert serve.stop(signal.SIGTERM) == 0
+
+
+def test_after_a_restart_of_serve_the_owner_keeps_it_even_against_an_adopting_source(
+    tmux_cluster: TmuxCluster, tmp_path: Path
+) -> None:
+    """The sources of one serve are peers: one that may adopt never takes over from another
+    that has simply not run its first pass yet."""
+    a_folder = folder(tmp_path / "a", {"a.yaml": experiment("a", {"p": "sleep 600"})})
+    a = files_config(a_folder, name="a", adopt=True)
+    b = files_config(folder(tmp_path / "b", {"x.yaml": X_Q}), name="b")
+    run_by = RunBy("serve", str(tmp_path / "server.yaml"))
+    for runner in make_runners([a, b], log=lambda _line: None, run_by=run_by):
+        runner.reconcile("once")
+        runner.running = False
+        runner.save()
+    before = running_pids(tmux_cluster, "x")
+    (a_folder / "x.yaml").write_text(X_P)  # while serve was down
+    first, second = make_runners([a, b], log=lambda _line: None, run_by=run_by)
+    assert first.reconcile("start").conflicts == ("x",)
+    found = OWNED.fullmatch(error_of(first, "x") or "")
+    assert found and found["owner"] == "b" and found["how"] == f"serve: {run_by.config}"
+    assert second.reconcile("start").conflicts == ()
+    assert pids(tmux_cluster, "x") == before and workspace.applied()["x"].source == "b"
+
+
+def _status(*, running: bool = True, retired: bool = False) -> dict[str, Any]:
+    import os
+
+    return {
+        "source": {"id": "o", "type": "watch", "paths": ["/m"], "run_by": {"command": "watch"}},
+        "running": running,
+        "retired": retired,
+        "pid": os.getpid(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("owner", "status", "adopt", "declared", "ours", "says"),
+    [
+        (None, None, False, {}, True, None),
+        ("me", None, False, {}, True, None),
+        ("cli", None, False, {}, False, "was applied by hand (symphony apply)"),
+        ("cli", None, True, {}, True, None),
+        ("o", _status(), False, {}, False, "owned by source 'o' (watch: /m); declared"),
+        ("o", _status(), True, {}, False, "(watch: /m); declared here too in f:3 — not applied"),
+        ("o", _status(running=False), False, {}, False, "(watch: /m, not running)"),
+        ("o", _status(running=False), True, {}, True, None),
+        ("o", _status(retired=True), False, {}, True, None),
+        ("o", None, False, {}, False, "(no status: not run from this state folder)"),
+        ("o", None, True, {}, True, None),
+        # peers in one serve: "first" precedes "me" in the config
+        (None, None, False, {"first": {"x"}}, False, "owned by source 'first' (this process)"),
+        (None, None, False, {"first": {"y"}}, True, None),
+        (None, None, False, {"later": {"x"}}, True, None),
+        ("later", None, True, {"later": None}, False, "source 'later' (this process)"),
+        ("later", None, False, {"later": {"x"}}, False, "source 'later'"),
+        ("later", None, False, {"later": {"y"}}, True, None),  # it stopped declaring x
+    ],
+)
+def test_who_may_apply_an_experiment(
+    owner: str | None,
+    status: dict[str, Any] | None,
+    adopt: bool,
+    declared: dict[str, set[str] | None],
+    ours: bool,
+    says: str | None,
+) -> None:
+    from symphony.gitops.ownership import Claims, decide
+
+    claims = Claims(("first", "me", "later"))
+    for peer, names in declared.items():
+        if names is not None:
+            claims.update(peer, frozenset(names), ())
+    verdict = decide(
+        "x",
+        me="me",
+        owner=owner,
+        where="f:3",
+        adopt=adopt,
+        claims=claims,
+        status_of=lambda ident: status if ident == "o" else None,
+    )
+    assert verdict.ours is ours
+    assert (verdict.message is None) if says is None else (says in (verdict.message or ""))
