@@ -30,7 +30,7 @@ def test_defaults_and_relative_paths(tmp_path: Path, symphony_home: Path) -> Non
         "sources:\n"
         "  - {type: git, repo: ./ops, path: deploy, resync: 5}\n"
         "  - {type: git, repo: 'https://example.invalid/x.git', branch: dev, shallow: false}\n"
-        "  - {type: files, paths: [a.yaml, b]}\n"
+        "  - {type: files, paths: [a.yaml, b], adopt: true}\n"
     )
     config = load_config(str(tmp_path / "server.yaml"))
     local, remote, files = config.sources
@@ -40,6 +40,7 @@ def test_defaults_and_relative_paths(tmp_path: Path, symphony_home: Path) -> Non
     built = make_source(remote)
     assert isinstance(built, GitSource) and built.branch == "dev" and built.interval == 5.0
     assert files.paths == (str(tmp_path / "a.yaml"), str(tmp_path / "b"))
+    assert files.adopt and not local.adopt  # adopt: take over what was applied by hand
 
 
 @pytest.mark.parametrize(
@@ -57,6 +58,10 @@ def test_defaults_and_relative_paths(tmp_path: Path, symphony_home: Path) -> Non
         (
             "sources:\n  - {type: watch, path: ., allow_empty: 'yes'}\n",
             "server.yaml:2: sources[0].allow_empty: must be true or false",
+        ),
+        (
+            "sources:\n  - {type: watch, path: .}\n  - {type: watch, path: ., adopt: 1}\n",
+            "server.yaml:3: sources[1].adopt: must be true or false",
         ),
         (
             "resync: 3\nport: 1\nsources:\n  - {type: watch, path: .}\n",
