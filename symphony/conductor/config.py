@@ -30,6 +30,9 @@ class ConductorSettings:
     strategy: str = "binpack"
     # After a restart, known nodes get this long to reconnect before their jobs move.
     startup_grace_sec: float = 10.0
+    # job output kept on disk, per job: files of this size, rotated, this many kept besides
+    logs_max_bytes: int = 64 * 1024 * 1024
+    logs_backups: int = 3
     log_level: str = "INFO"
     log_json: bool = False
     source: str = "<memory>"
@@ -121,7 +124,8 @@ def load_conductor_settings(path: str | Path, data: dict[str, Any] | None = None
         if key not in {"mode", "logging", "conductor"}:
             raise r.fail(key, "unknown field (expected mode, logging, conductor)")
     log = r.section("logging", {"level", "json"})
-    c = r.section("conductor", {"listen", "http", "storage", "tls", "scheduler", "startup_grace_sec"})
+    c = r.section("conductor", {"listen", "http", "storage", "tls", "scheduler", "startup_grace_sec", "logs"})
+    logs = r.section("conductor.logs", {"max_bytes", "backups"})
     http = r.section("conductor.http", {"listen", "tls"})
     storage = r.section("conductor.storage", {"path"})
     tls = r.section("conductor.tls", {"cert_path", "server_sans", "allow_shared_node_cert"})
@@ -137,6 +141,10 @@ def load_conductor_settings(path: str | Path, data: dict[str, Any] | None = None
     grace = float(r.get(c, "conductor", "startup_grace_sec", (int, float), 10.0))
     if grace < 0:
         raise r.fail("conductor.startup_grace_sec", "must be >= 0")
+    logs_max_bytes = r.get(logs, "conductor.logs", "max_bytes", int, 64 * 1024 * 1024)
+    logs_backups = r.get(logs, "conductor.logs", "backups", int, 3)
+    if logs_max_bytes < 0 or logs_backups < 0:
+        raise r.fail("conductor.logs." + ("max_bytes" if logs_max_bytes < 0 else "backups"), "must be >= 0")
     return ConductorSettings(
         listen=check_listen(r, "conductor.listen", r.get(c, "conductor", "listen", str, "0.0.0.0:50051")),
         http_listen=check_listen(r, "conductor.http.listen", r.get(http, "conductor.http", "listen", str, "127.0.0.1:8000")),
@@ -147,6 +155,8 @@ def load_conductor_settings(path: str | Path, data: dict[str, Any] | None = None
         allow_shared_node_cert=r.get(tls, "conductor.tls", "allow_shared_node_cert", bool, False),
         strategy=strategy,
         startup_grace_sec=grace,
+        logs_max_bytes=logs_max_bytes,
+        logs_backups=logs_backups,
         log_level=str(r.get(log, "logging", "level", str, "INFO")).upper(),
         log_json=r.get(log, "logging", "json", bool, False),
         source=file,

@@ -9,19 +9,22 @@ a node it gets a fresh epoch from the store (a fencing token). A node reports th
 epoch of every copy it holds; a copy whose epoch (or node) is no longer the job's is
 stale and is removed, so a node that comes back after being declared lost cannot
 keep running work that moved elsewhere.
+
+Job output goes to :class:`~symphony.conductor.log_store.LogStore` (files under
+``<storage>/logs``): a node resumes each job's output where the store's cursor says,
+and the store drops what it holds already.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from symphony.conductor.log_store import LogStore
 from symphony.conductor.placement import Placer
 from symphony.conductor.registry import NodeSession, Registry, heartbeat_info, hello_info
 from symphony.conductor.sched_stats import SchedulingStats
@@ -31,8 +34,6 @@ from symphony.proto import protocol_pb2 as pb
 
 log = logging.getLogger("symphony.conductor")
 
-LOG_LINES_KEPT = 2000
-LOG_TAIL_ON_ADOPT = 200
 RUNNING_STATES = {"running"}
 
 
@@ -63,13 +64,16 @@ class Conductor:
     startup_grace_sec: float = 10.0
     registry: Registry = field(default_factory=Registry)
     nodes: dict[str, KnownNode] = field(default_factory=dict)
-    logs: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
-    log_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # orders log entries
+    log_store: LogStore | None = None  # default: <the store's folder>/logs with default limits
     sched_stats: SchedulingStats = field(default_factory=SchedulingStats)  # for GET /metrics
     # told the job ids schedule_pending placed (experiments recompute their addresses)
     placement_hooks: list[Callable[[list[str]], None]] = field(default_factory=list)
     # request id -> who waits for that ExecResult (symphony exec through the HTTP API)
     exec_waiters: dict[str, Callable[[pb.ExecResult], None]] = field(default_factory=dict)
+    logs: LogStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logs = self.log_store if self.log_store is not None else LogStore(self.store.path.parent / "logs")
 
     # ------------------------------------------------------------------ startup
     def restore(self) -> None:
@@ -95,6 +99,7 @@ class Conductor:
                 self.placer.reserve(job.job_id, job.node_id, _requests(dep), workload=dep.id)
             else:  # its node was lost before we went down
                 self.store.put_job(job.with_(node_id=None, reason=f"node {job.node_id} was lost"))
+        self.logs.keep_only(job.job_id for job in self.store.list_jobs())  # deleted while we were down
         self.store.add_event("conductor-started", f"conductor started; {len(self.nodes)} known nodes")
 
     # ------------------------------------------------------------------ deployments
@@ -133,6 +138,7 @@ class Conductor:
                 if job.replica >= dep.replicas:
                     self._unplace(job, tell="removed", reason="")
                     self.store.delete_job(job.job_id)
+                    self.logs.delete(job.job_id)
             for replica in range(len(jobs), dep.replicas):
                 self.store.put_job(JobRow(_job_id(dep.name, replica), dep.name, replica, reason="waiting to be placed"))
             self.store.add_event("updated", f"deployment {dep.name} updated", deployment_id=dep.name)
@@ -144,9 +150,10 @@ class Conductor:
         with self.store.transaction():
             for job in self.store.list_jobs(dep_id):
                 self._unplace(job, tell="removed", reason="")
-                self.logs.pop(job.job_id, None)
+                self.logs.delete(job.job_id)
             self.store.delete_deployment(dep_id)
             self.store.add_event("deleted", f"deployment {dep_id} deleted", deployment_id=dep_id)
+        self.schedule_pending()  # what waited for the capacity it held
 
     def _unplace(self, job: JobRow, *, tell: str, reason: str) -> JobRow:
         """Take a job off its node (telling the node when connected) and free its capacity."""
@@ -241,12 +248,24 @@ class Conductor:
                     node_id=session.node_id,
                     server_time_unix_ms=int(time.time() * 1000),
                     lost_after_sec=session.lost_after,
+                    log_cursors=self._log_cursors(hello.jobs.deployments),
                 )
             )
         )
         self._reconcile_node(session, list(hello.jobs.deployments))
         self.schedule_pending()
         return None
+
+    def _log_cursors(self, reported: Iterable[pb.DeploymentStatus]) -> list[pb.LogCursor]:
+        """How much output we hold of each reported copy that is its job's current one."""
+        out = []
+        for st in reported:
+            job = self.store.get_job(st.job_id)
+            if job is None or job.epoch != st.epoch:
+                continue  # a stale copy: fenced below, its output is not wanted
+            output_id, end = self.logs.cursor(job.job_id) or ("", 0)
+            out.append(pb.LogCursor(job_id=job.job_id, output_id=output_id, end_offset=end))
+        return out
 
     def _reconcile_node(self, session: NodeSession, reported: list[pb.DeploymentStatus]) -> None:
         """Adopt the copies a node reports that are still current; fence the others;
@@ -278,9 +297,6 @@ class Conductor:
                             trigger_restart=True)))
                         self.store.add_event("revived", f"{job.job_id} restarted on {node_id}: {st.reason}",
                                              deployment_id=job.deployment_id, job_id=job.job_id, node_id=node_id)
-                    if job.job_id not in self.logs:  # e.g. after our restart: fetch recent output
-                        session.send(pb.ConductorToNode(deployment_logs_request=pb.DeploymentLogsRequest(
-                            deployment_id=job.deployment_id, job_id=job.job_id, tail=LOG_TAIL_ON_ADOPT)))
                     if dep.spec_hash != st.spec_hash and st.spec_hash:
                         self._start_on_node(job, dep)  # the node replaces its copy
                 elif job.node_id is None and job.epoch == st.epoch:
@@ -398,12 +414,19 @@ class Conductor:
             waiter(result)
 
     def on_logs(self, session: NodeSession, logs: pb.DeploymentLogs) -> None:
-        buf = self.logs.get(logs.job_id)
-        if buf is None:
-            buf = self.logs[logs.job_id] = deque(maxlen=LOG_LINES_KEPT)
-        for e in logs.entries:
-            buf.append({"ts": e.timestamp_unix_ms / 1000, "stream": e.stream, "line": e.line,
-                        "job_id": logs.job_id, "node": session.node_id, "seq": next(self.log_seq)})
+        """Keep the output of a job's current copy (and the rest of the output we were
+        taking when the job moved on, e.g. a copy's last lines as it is stopped)."""
+        job = self.store.get_job(logs.job_id)
+        if job is None:
+            return  # deleted
+        cursor = self.logs.cursor(job.job_id)
+        if logs.epoch != job.epoch and not (cursor and logs.output_id and cursor[0] == logs.output_id):
+            return  # a stale copy's
+        self.logs.append(
+            job.job_id,
+            ((e.timestamp_unix_ms / 1000, e.stream, e.line, e.end_offset) for e in logs.entries),
+            node=session.node_id, epoch=logs.epoch, output_id=logs.output_id,
+        )
 
     # ------------------------------------------------------------------ views
     def _deployment(self, dep_id: str) -> DeploymentRow:
@@ -477,15 +500,6 @@ class Conductor:
                 "heartbeat": heartbeat_info(session.last_heartbeat) if session else None,
             })
         return out
-
-    def recent_logs(self, dep_id: str, *, tail: int = 200) -> list[dict[str, Any]]:
-        self._deployment(dep_id)
-        lines: list[dict[str, Any]] = []
-        for job in self.store.list_jobs(dep_id):
-            lines.extend(self.logs.get(job.job_id, ()))
-        lines.sort(key=lambda e: e["ts"])
-        return lines[-tail:] if tail else lines
-
 
 def _job_id(dep: str, replica: int) -> str:
     return f"{dep}-{replica}"

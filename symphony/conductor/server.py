@@ -24,6 +24,7 @@ from symphony import certs
 from symphony.conductor.config import ConductorSettings
 from symphony.conductor.controller import Conductor
 from symphony.conductor.http_api import create_app, ensure_token
+from symphony.conductor.log_store import LogStore
 from symphony.conductor.placement import Placer
 from symphony.conductor.service import ConductorService
 from symphony.conductor.store import Store
@@ -84,7 +85,9 @@ async def serve(settings: ConductorSettings, *, stop: asyncio.Event | None = Non
         log.info("created %s", path)
     token = ensure_token(settings.storage_path)
     store = Store(settings.storage_path / "conductor.db")
-    conductor = Conductor(store, Placer(strategy=settings.strategy), startup_grace_sec=settings.startup_grace_sec)
+    logs = LogStore(settings.storage_path / "logs", max_bytes=settings.logs_max_bytes, backups=settings.logs_backups)
+    conductor = Conductor(store, Placer(strategy=settings.strategy), startup_grace_sec=settings.startup_grace_sec,
+                          log_store=logs)
     conductor.restore()
 
     server = grpc.aio.server(options=GRPC_OPTIONS)

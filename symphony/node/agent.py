@@ -1,7 +1,8 @@
 """The node agent: one outbound gRPC stream to the conductor, kept alive forever.
 
 Per connection: a hello carrying every job copy the node holds, then heartbeats,
-status changes and log lines on one writer, while conductor requests are carried
+status changes and log lines on one writer (each job's output from where the
+conductor's welcome says it holds it, so nothing queued on a broken stream is lost), while conductor requests are carried
 out in worker threads (a slow download never stalls the stream or the heartbeats).
 When the stream breaks, jobs keep running under their supervisors and the agent
 reconnects with backoff and jitter.
@@ -31,6 +32,7 @@ log = logging.getLogger("symphony.node")
 
 AGENT_VERSION = "1"
 POLL_SEC = 0.05  # how often job state files and logs are checked while connected
+OUTBOX_LOG_LIMIT = 64  # read no more output while this many messages wait to be sent
 FATAL_CODES = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
 
 
@@ -89,7 +91,7 @@ class Agent:
     async def _session(self, channel: grpc.aio.Channel) -> None:
         stub = pb_grpc.ConductorServiceStub(channel)
         outbox: asyncio.Queue[pb.NodeToConductor] = asyncio.Queue()
-        hello = await asyncio.to_thread(self._hello)
+        hello, outputs = await asyncio.to_thread(self._hello)
         call = stub.Connect()
         await call.write(pb.NodeToConductor(hello=hello))
         first = await call.read()
@@ -99,6 +101,8 @@ class Agent:
         if first.WhichOneof("msg") != "welcome":
             raise ConnectionError(f"expected a welcome, got {first.WhichOneof('msg')}")
         log.info("connected to conductor %s as %s", self.settings.conductor_addr, self.settings.node_id)
+        cursors = {c.job_id: (c.output_id, c.end_offset) for c in first.welcome.log_cursors}
+        self.jobs.resume_logs(outputs, cursors)
         self.backoff.reset()
         self.sessions += 1
         self.connected.set()
@@ -119,16 +123,18 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             call.cancel()
 
-    def _hello(self) -> pb.NodeHello:
+    def _hello(self) -> tuple[pb.NodeHello, dict[str, str]]:
+        """The hello, and each reported copy's output id (the welcome's cursors refer to them)."""
         s = self.settings
         static = self.metrics.static()
+        outputs = self.jobs.output_ids()
         return pb.NodeHello(
             node_id=s.node_id, groups=list(s.groups), capacities_total=s.capacities_total,
             cpu=static["cpu"], memory=static["memory"], storage_mounts=static["storage_mounts"],
             gpus=static["gpus"], heartbeat_sec=s.heartbeat_sec, advertise_address=s.advertise_address,
             agent_version=AGENT_VERSION, hostname=socket.gethostname(),
             jobs=pb.DeploymentStatusList(deployments=self.jobs.all_statuses(), complete=True),
-        )
+        ), outputs
 
     async def _writer(self, call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         while True:
@@ -144,7 +150,7 @@ class Agent:
 
     async def _watch_jobs(self, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         while True:
-            statuses, logs = await asyncio.to_thread(self._poll)
+            statuses, logs = await asyncio.to_thread(self._poll, outbox.qsize() < OUTBOX_LOG_LIMIT)
             for entry in logs:
                 outbox.put_nowait(pb.NodeToConductor(deployment_logs=entry))
             if statuses:
@@ -152,8 +158,8 @@ class Agent:
                     deployment_status_list=pb.DeploymentStatusList(deployments=statuses)))
             await asyncio.sleep(POLL_SEC)
 
-    def _poll(self) -> tuple[list[pb.DeploymentStatus], list[pb.DeploymentLogs]]:
-        return self.jobs.changed_statuses(), self.jobs.read_logs()
+    def _poll(self, with_logs: bool) -> tuple[list[pb.DeploymentStatus], list[pb.DeploymentLogs]]:
+        return self.jobs.changed_statuses(), self.jobs.read_logs() if with_logs else []
 
     async def _reader(self, call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         while True:
@@ -167,11 +173,6 @@ class Agent:
                 self._spawn(req.job_id, msg.seq, outbox, functools.partial(self.jobs.start, req))
             elif kind == "deployment_update":
                 self._on_update(msg, outbox)
-            elif kind == "deployment_logs_request":
-                lr = msg.deployment_logs_request
-                task = asyncio.create_task(self._send_tail(lr.job_id, lr.tail, outbox))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
             elif kind == "exec_request":  # symphony exec: run beside a job, answer when done
                 task = asyncio.create_task(self._exec(msg.exec_request, outbox))
                 self.tasks.add(task)
@@ -180,11 +181,6 @@ class Agent:
     async def _exec(self, req: pb.ExecRequest, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         result = await asyncio.to_thread(run_beside, self.jobs.jobs_dir, req)
         outbox.put_nowait(pb.NodeToConductor(exec_result=result))
-
-    async def _send_tail(self, job_id: str, tail: int, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
-        logs = await asyncio.to_thread(self.jobs.tail_logs, job_id, tail or 200)
-        if logs is not None:
-            outbox.put_nowait(pb.NodeToConductor(deployment_logs=logs))
 
     def _on_update(self, msg: pb.ConductorToNode, outbox: asyncio.Queue[pb.NodeToConductor]) -> None:
         up = msg.deployment_update

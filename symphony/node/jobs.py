@@ -3,7 +3,8 @@
 A job copy lives in ``<work_dir>/jobs/<job_id>/``: ``job.json`` (what the conductor
 asked for: deployment, epoch, spec hash, desired state), ``spec.json`` (the
 supervisor's spec), ``state.json`` (written by the supervisor: the truth about the
-process) and ``output.log``. Because the supervisor is its own process, jobs keep
+process) and ``output.log`` (rotated by the supervisor; streamed to the conductor by
+position, see :mod:`symphony.node.output`). Because the supervisor is its own process, jobs keep
 running while the agent is down or disconnected; a restarted agent finds them again
 by reading these folders.
 
@@ -20,33 +21,26 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from symphony import supervisor
 from symphony.node.artifacts import ArtifactError, materialise
+from symphony.node.output import OutputReader
 from symphony.proto import protocol_pb2 as pb
 
 log = logging.getLogger("symphony.node.jobs")
 
 LOG_CHUNK = 256 * 1024
 LOG_MAX_BYTES = 50 * 1024 * 1024
+LOG_BACKUPS = 3
 DOCKER_CHECK_TTL_SEC = 30.0
 
 
 class JobError(Exception):
     """The job cannot start here; the message is the reason shown to the user."""
-
-
-@dataclass
-class Tail:
-    """Where we are in a job's output file (survives reconnects, not agent restarts)."""
-
-    path: Path
-    inode: int = 0
-    offset: int = 0
-    partial: bytes = b""
 
 
 @dataclass
@@ -62,22 +56,19 @@ class JobManager:
     advertise_address: str = "127.0.0.1"
     stop_timeout: float = 10.0
     locks: dict[str, threading.Lock] = field(default_factory=dict)
-    tails: dict[str, Tail] = field(default_factory=dict)
+    tails: dict[str, OutputReader] = field(default_factory=dict)
+    # job id -> (its output at hello time, where to resume: None = at the end), applied
+    # by the next read_logs unless the job got a new output meanwhile
+    resume: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     seen: dict[str, Seen] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _docker_ok: tuple[float, str | None] | None = None
 
     def __post_init__(self) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        for job_id in self.job_ids():  # adopt: new output only
-            path = self.dir(job_id) / "output.log"
-            tail = Tail(path)
-            try:
-                st = path.stat()
-                tail.inode, tail.offset = st.st_ino, st.st_size
-            except OSError:
-                pass
-            self.tails[job_id] = tail
+        for job_id in self.job_ids():  # adopt: new output only, until the conductor says more
+            reader = self.tails[job_id] = self._reader(job_id)
+            reader.seek_end()
 
     # ------------------------------------------------------------------ layout
     @property
@@ -195,45 +186,66 @@ class JobManager:
         return used
 
     # ------------------------------------------------------------------ logs
+    def _reader(self, job_id: str) -> OutputReader:
+        return OutputReader(self.dir(job_id) / "output.log", backups=LOG_BACKUPS,
+                            max_file_bytes=LOG_MAX_BYTES, chunk=LOG_CHUNK)
+
+    def output_ids(self) -> dict[str, str]:
+        """Each job copy's output id (for the hello: resume cursors refer to these)."""
+        return {job_id: _output_id(meta) for job_id in self.job_ids() if (meta := self.meta(job_id)) is not None}
+
+    def resume_logs(self, at_hello: dict[str, str], cursors: dict[str, tuple[str, int]]) -> None:
+        """Where each copy's streaming starts on this connection: from the conductor's
+        cursor (from the output's start when the cursor is for another output), or, for
+        copies the conductor does not want, only new output."""
+        with self._guard:
+            self.resume.clear()
+            for job_id, output_id in at_hello.items():
+                cursor = cursors.get(job_id)
+                if cursor is None:
+                    self.resume[job_id] = (output_id, None)
+                else:
+                    self.resume[job_id] = (output_id, cursor[1] if cursor[0] == output_id else 0)
+
     def read_logs(self) -> list[pb.DeploymentLogs]:
-        """New complete lines of every job's output since the last call."""
+        """New complete lines of every job's output since the last call, with positions."""
         out = []
         for job_id in self.job_ids():
-            tail = self.tails.get(job_id)
-            if tail is None:
-                tail = self.tails[job_id] = Tail(self.dir(job_id) / "output.log")
-            lines = _read_new_lines(tail)
-            if not lines:
-                continue
-            meta = self.meta(job_id) or {}
-            now = int(time.time() * 1000)
-            out.append(pb.DeploymentLogs(
-                deployment_id=str(meta.get("deployment_id", "")), job_id=job_id, epoch=int(meta.get("epoch", 0)),
-                entries=[pb.LogEntry(timestamp_unix_ms=now, stream="output", line=ln) for ln in lines],
-            ))
+            lock = self.lock(job_id)
+            if not lock.acquire(blocking=False):
+                continue  # being started or stopped: next time
+            try:
+                logs = self._read_job_logs(job_id)
+            finally:
+                lock.release()
+            if logs is not None:
+                out.append(logs)
         return out
 
-    def tail_logs(self, job_id: str, lines: int) -> pb.DeploymentLogs | None:
-        """The last ``lines`` lines already streamed (up to where live streaming resumes)."""
-        tail = self.tails.get(job_id)
+    def _read_job_logs(self, job_id: str) -> pb.DeploymentLogs | None:
         meta = self.meta(job_id)
-        if tail is None or meta is None:
+        if meta is None:
             return None
-        try:
-            with tail.path.open("rb") as fh:
-                start = max(0, tail.offset - LOG_CHUNK)
-                fh.seek(start)
-                data = fh.read(tail.offset - start)
-        except OSError:
+        output_id = _output_id(meta)
+        reader = self.tails.get(job_id)
+        if reader is None:
+            reader = self.tails[job_id] = self._reader(job_id)
+        with self._guard:
+            resume = self.resume.pop(job_id, None)
+        if resume is not None and resume[0] == output_id:
+            if resume[1] is None:
+                reader.seek_end()
+            else:
+                reader.seek(resume[1])
+        lines = reader.read()
+        if not lines:
             return None
-        found = data.split(b"\n")[:-1][-lines:]
-        if start > 0 and len(found) == len(data.split(b"\n")[:-1]):
-            found = found[1:]  # the first one may be cut
         now = int(time.time() * 1000)
         return pb.DeploymentLogs(
             deployment_id=str(meta.get("deployment_id", "")), job_id=job_id, epoch=int(meta.get("epoch", 0)),
-            entries=[pb.LogEntry(timestamp_unix_ms=now, stream="output", line=ln.decode("utf-8", "replace"))
-                     for ln in found],
+            output_id=output_id,
+            entries=[pb.LogEntry(timestamp_unix_ms=now, stream="output", line=text, end_offset=end)
+                     for text, end in lines],
         )
 
     # ------------------------------------------------------------------ actions
@@ -254,9 +266,12 @@ class JobManager:
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
-            self.tails[job_id] = Tail(d / "output.log")
+            self.tails[job_id] = self._reader(job_id)  # a new output, read from its start
+            with self._guard:
+                self.resume.pop(job_id, None)
             self._write_meta(job_id, {
                 "job_id": job_id, "deployment_id": req.deployment_id, "epoch": req.epoch,
+                "output_id": uuid.uuid4().hex,
                 "replica": req.replica, "spec_hash": req.spec_hash, "desired_state": "running",
                 "capacity_requests": spec.get("capacity_requests") or {}, "spec": spec,
             })
@@ -317,7 +332,7 @@ class JobManager:
             "state_file": str(d / "state.json"),
             "stop_timeout": self.stop_timeout,
             "log_max_bytes": LOG_MAX_BYTES,
-            "log_backups": 3,
+            "log_backups": LOG_BACKUPS,
             "meta": {"job_id": job_id, "node_id": self.node_id},
         }
         for key in ("restart_window_seconds", "crash_loop_min_runtime", "backoff_cap_seconds"):
@@ -391,6 +406,8 @@ class JobManager:
                 shutil.rmtree(self.dir(job_id), ignore_errors=True)
                 self.tails.pop(job_id, None)
                 self.seen.pop(job_id, None)
+                with self._guard:
+                    self.resume.pop(job_id, None)
                 return "removed"
             meta["desired_state"] = "stopped"
             self._write_meta(job_id, meta)
@@ -417,25 +434,7 @@ class JobManager:
             return "restarted"
 
 
-def _read_new_lines(tail: Tail) -> list[str]:
-    try:
-        st = tail.path.stat()
-    except OSError:
-        return []
-    if st.st_ino != tail.inode or st.st_size < tail.offset:  # rotated or truncated
-        tail.inode, tail.offset, tail.partial = st.st_ino, 0, b""
-    if st.st_size == tail.offset:
-        return []
-    try:
-        with tail.path.open("rb") as fh:
-            fh.seek(tail.offset)
-            data = fh.read(LOG_CHUNK)
-    except OSError:
-        return []
-    tail.offset += len(data)
-    data = tail.partial + data
-    *complete, tail.partial = data.split(b"\n")
-    if len(tail.partial) > LOG_CHUNK:  # a very long line: send what we have
-        complete.append(tail.partial)
-        tail.partial = b""
-    return [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
+
+def _output_id(meta: dict[str, Any]) -> str:
+    """The id of a copy's output (folders made before output ids existed: by epoch)."""
+    return str(meta.get("output_id") or f"epoch-{meta.get('epoch', 0)}")

@@ -197,26 +197,40 @@ class Heartbeat(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., timestamp_unix_ms: _Optional[int] = ..., total_capacities_used: _Optional[_Mapping[str, float]] = ..., cpu: _Optional[_Union[CpuUsage, _Mapping]] = ..., memory: _Optional[_Union[MemoryUsage, _Mapping]] = ..., storage_mounts: _Optional[_Iterable[_Union[StorageMountUsage, _Mapping]]] = ..., gpus: _Optional[_Iterable[_Union[GpuUsage, _Mapping]]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("timestamp_unix_ms", "stream", "line")
+    __slots__ = ("timestamp_unix_ms", "stream", "line", "end_offset")
     TIMESTAMP_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_FIELD_NUMBER: _ClassVar[int]
     timestamp_unix_ms: int
     stream: str
     line: str
-    def __init__(self, timestamp_unix_ms: _Optional[int] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ...) -> None: ...
+    end_offset: int
+    def __init__(self, timestamp_unix_ms: _Optional[int] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ..., end_offset: _Optional[int] = ...) -> None: ...
 
 class DeploymentLogs(_message.Message):
-    __slots__ = ("deployment_id", "job_id", "epoch", "entries")
+    __slots__ = ("deployment_id", "job_id", "epoch", "entries", "output_id")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_ID_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     job_id: str
     epoch: int
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
-    def __init__(self, deployment_id: _Optional[str] = ..., job_id: _Optional[str] = ..., epoch: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+    output_id: str
+    def __init__(self, deployment_id: _Optional[str] = ..., job_id: _Optional[str] = ..., epoch: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., output_id: _Optional[str] = ...) -> None: ...
+
+class LogCursor(_message.Message):
+    __slots__ = ("job_id", "output_id", "end_offset")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_ID_FIELD_NUMBER: _ClassVar[int]
+    END_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    output_id: str
+    end_offset: int
+    def __init__(self, job_id: _Optional[str] = ..., output_id: _Optional[str] = ..., end_offset: _Optional[int] = ...) -> None: ...
 
 class ExecResult(_message.Message):
     __slots__ = ("request_id", "exit_code", "output", "error")
@@ -257,14 +271,16 @@ class Ack(_message.Message):
     def __init__(self, message: _Optional[str] = ..., ref_seq: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("node_id", "server_time_unix_ms", "lost_after_sec")
+    __slots__ = ("node_id", "server_time_unix_ms", "lost_after_sec", "log_cursors")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     LOST_AFTER_SEC_FIELD_NUMBER: _ClassVar[int]
+    LOG_CURSORS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     server_time_unix_ms: int
     lost_after_sec: float
-    def __init__(self, node_id: _Optional[str] = ..., server_time_unix_ms: _Optional[int] = ..., lost_after_sec: _Optional[float] = ...) -> None: ...
+    log_cursors: _containers.RepeatedCompositeFieldContainer[LogCursor]
+    def __init__(self, node_id: _Optional[str] = ..., server_time_unix_ms: _Optional[int] = ..., lost_after_sec: _Optional[float] = ..., log_cursors: _Optional[_Iterable[_Union[LogCursor, _Mapping]]] = ...) -> None: ...
 
 class DeploymentReq(_message.Message):
     __slots__ = ("specification", "job_id", "deployment_id", "epoch", "replica", "spec_hash")
