@@ -41,7 +41,6 @@ from symphony.conductor.store import JobRow
 from symphony.environment import process_environment, provider_of
 from symphony.model import Deployment, Experiment, ProcessSpec, stable_hash
 from symphony.proto import protocol_pb2 as pb
-from symphony.scheduler import ClusterState, Node, Request
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -225,16 +224,12 @@ class Experiments:
 
     def _check_fits(self, dep: Deployment) -> None:
         """A deployment waits for capacity, but one no known node could ever hold is refused."""
-        if dep.desired_state == "stopped" or not dep.capacity_requests:
+        if dep.desired_state == "stopped":
             return
-        nodes = [Node(n.node_id, n.groups, n.capacities_total) for n in self.conductor.placer.state.nodes]
-        if not nodes:
-            return
-        probe = Request(workload=dep.name, process=dep.name, capacity_requests=dict(dep.capacity_requests),
-                        node_group=dep.node_group)
-        result = ClusterState(nodes).place([probe])
-        if result.unschedulable:
-            raise ApplyError([f"deployment {dep.name} is unschedulable: {result.unschedulable[0].reason}"])
+        reason = self.conductor.placer.never_fits(dep.capacity_requests, node_group=dep.node_group,
+                                                  workload=dep.name)
+        if reason is not None:
+            raise ApplyError([f"deployment {dep.name} is unschedulable: {reason}"])
 
     # ------------------------------------------------------------------ writing
     def _write(self, item: _Placing) -> None:

@@ -28,6 +28,7 @@ from symphony.conductor.api_common import (
     conductor_of,
     error,
     install_error_handlers,
+    invalid,
     read_json,
     user_error,
 )
@@ -106,6 +107,9 @@ async def create_deployment(request: Request) -> Any:
         dep = parse_deployment(body)
     except UserError as exc:
         return user_error(exc)
+    refused = unschedulable(conductor_of(request), dep)
+    if refused is not None:
+        return refused
     try:
         return JSONResponse(view(conductor_of(request).create_deployment(dep)), status_code=201)
     except Conflict as exc:
@@ -171,9 +175,29 @@ async def patch_deployment(dep_id: str, request: Request) -> Any:
     merged.update({k: v for k, v in body.items() if k != "name"})
     merged["name"] = dep_id
     try:
-        return view(c.update_deployment(parse_deployment(merged)))
+        dep = parse_deployment(merged)
     except UserError as exc:
         return user_error(exc)
+    refused = unschedulable(c, dep)
+    if refused is not None:
+        return refused
+    return view(c.update_deployment(dep))
+
+
+def unschedulable(c: Conductor, dep: Deployment) -> JSONResponse | None:
+    """422 with the scheduler's reason when no known node could ever hold a replica.
+
+    Work that does not fit *now* waits as pending (capacity frees up); work that no
+    node could hold even idle is refused, so nothing is half-applied. With no node
+    known yet (a first start, nodes still connecting) everything is accepted.
+    """
+    if dep.desired_state == "stopped":
+        return None
+    reason = c.placer.never_fits(dep.capacity_requests, node_group=dep.node_group, workload=dep.name)
+    if reason is None:
+        return None
+    where = "node_group" if "group" in reason and reason.startswith("no ") else "capacity_requests"
+    return invalid([f"{where}: deployment {dep.name} is unschedulable: {reason}"])
 
 
 @deployments.delete("/{dep_id}", responses={404: {"description": "no such deployment"}})

@@ -77,6 +77,18 @@ class Placer:
     def used(self, node_id: str) -> dict[str, float]:
         return self.state.used(node_id) if self.known(node_id) else {}
 
+    def never_fits(self, requests: Mapping[str, float], *, node_group: str | None, workload: str) -> str | None:
+        """Why no known node could hold one replica even idle and connected, in the
+        scheduler's words; ``None`` when one could, or when no node is known yet (right
+        after a first start the nodes may still be connecting)."""
+        nodes = [Node(n.node_id, n.groups, n.capacities_total) for n in self.state.nodes]
+        if not nodes:
+            return None
+        probe = Request(workload=workload, process=workload, capacity_requests=dict(requests),
+                        node_group=node_group)
+        result = ClusterState(nodes).place([probe])
+        return result.unschedulable[0].reason if result.unschedulable else None
+
     def fits(self, node_id: str, requests: Mapping[str, float], *, node_group: str | None) -> bool:
         if not self.known(node_id):
             return False

@@ -42,7 +42,8 @@ def test_kill9_conductor_loses_nothing_and_starts_nothing_twice(cluster_factory)
     c.start_conductor()
     c.start_node("n1")
     c.deploy({"name": "keep", "node_group": "g", "capacity_requests": {"A": 3}, "config": sleeper(f"tag-keep-1-{RUN}")})
-    c.deploy({"name": "waiting", "node_group": "g", "capacity_requests": {"A": 50}, "config": sleeper("x")})
+    # 8 of A fits n1 (A=10) only when idle: it waits while "keep" holds 3
+    c.deploy({"name": "waiting", "node_group": "g", "capacity_requests": {"A": 8}, "config": sleeper("x")})
     before = c.wait_running("keep")
     assert c.conductor is not None
     c.conductor.kill9()

@@ -81,16 +81,14 @@ def test_seed_body_gets_a_generated_name_and_bad_bodies_one_message_each(shared_
     assert any("replicas" in e for e in errors) and any("bogus" in e for e in errors)
 
 
-def test_unschedulable_request_waits_with_the_reason(shared_cluster: Cluster) -> None:
+def test_a_request_no_node_could_ever_hold_is_refused_with_the_reason(shared_cluster: Cluster) -> None:
     c = shared_cluster
-    c.deploy({"name": "huge", "node_group": "g", "capacity_requests": {"A": 50}, "config": sleeper("x")})
-    job = c.get("huge")["jobs"][0]
-    assert job["state"] == "pending" and job["node"] is None
-    assert "A=50" in job["reason"], job["reason"]
-    c.deploy({"name": "nogroup", "node_group": "nowhere", "config": sleeper("x")})
-    assert "nowhere" in c.get("nogroup")["jobs"][0]["reason"]
-    c.http.delete("/deployments/huge")
-    c.http.delete("/deployments/nogroup")
+    huge = c.http.post("/deployments", json={"name": "huge", "node_group": "g", "capacity_requests": {"A": 50},
+                                             "config": sleeper("x")})
+    assert huge.status_code == 422 and "A=50" in huge.json()["detail"], huge.text
+    nogroup = c.http.post("/deployments", json={"name": "nogroup", "node_group": "nowhere", "config": sleeper("x")})
+    assert nogroup.status_code == 422 and "no node in group 'nowhere'" in nogroup.json()["detail"], nogroup.text
+    assert {d["id"] for d in c.http.get("/deployments").json()}.isdisjoint({"huge", "nogroup"})
 
 
 def test_desired_state_stopped_stops_and_running_starts_again(shared_cluster: Cluster) -> None:

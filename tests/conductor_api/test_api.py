@@ -3,6 +3,8 @@ errors, nodes, logs (plain and followed), events and metrics."""
 
 from __future__ import annotations
 
+import uuid
+
 import json
 import signal
 import time
@@ -125,18 +127,52 @@ def test_bad_requests_are_json_with_the_field_and_change_nothing(two_nodes: Clus
     assert resp.status_code == 422 and resp.json()["fields"][0]["field"] == "tail"
 
 
-def test_unschedulable_is_accepted_pending_with_a_clear_reason(two_nodes: Cluster, cleanup: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"capacity_requests": {"A": 50}}, "capacity_requests", ["A=50", "largest: 10"]),
+        ({"node_group": "gpu"}, "node_group", ["no node in group 'gpu'"]),
+        ({"capacity_requests": {"C": 1}}, "capacity_requests", ["class 'C' is declared by no node"]),
+    ],
+)
+def test_work_no_node_could_ever_hold_is_refused_with_the_schedulers_reason(
+    two_nodes: Cluster, cleanup: list[str], body: dict[str, Any], field: str, words: list[str]
+) -> None:
     c = two_nodes
-    cleanup += ["api-huge", "api-nogroup"]
-    huge = _create(c, {"name": "api-huge", "capacity_requests": {"A": 50}, "config": sleeper("x")})
-    assert huge["state"] == "pending" and "A=50" in huge["reason"] and "largest: 10" in huge["reason"]
-    nogroup = _create(c, {"name": "api-nogroup", "node_group": "gpu", "config": sleeper("x")})
-    assert "gpu" in nogroup["reason"]
-    events = c.http.get("/events", params={"deployment": "api-huge", "kind": "unschedulable"}).json()
-    assert events and "A=50" in events[-1]["message"]
+    name = f"api-never-{uuid.uuid4().hex[:6]}"
+    cleanup.append(name)
+    resp = c.http.post("/deployments", json={"name": name, "config": sleeper("x"), **body})
+    assert resp.status_code == 422, resp.text
+    error = resp.json()
+    assert error["fields"][0]["field"] == field
+    assert error["detail"].startswith(f"{field}: deployment {name} is unschedulable: ")
+    assert all(w in error["detail"] for w in words), error["detail"]
+    assert c.http.get(f"/deployments/{name}").status_code == 404  # nothing half-applied
+    assert c.http.get("/events", params={"deployment": name}).json() == []
+    # stopped, it holds nothing: accepted; asking it to run is refused the same way
+    assert _create(c, {"name": name, "desired_state": "stopped", "config": sleeper("x"), **body})
+    resp = c.http.patch(f"/deployments/{name}", json={"desired_state": "running"})
+    assert resp.status_code == 422 and "unschedulable" in resp.json()["detail"], resp.text
+    assert c.http.get(f"/deployments/{name}").json()["desired_state"] == "stopped"
+
+
+def test_work_that_does_not_fit_now_waits_pending_with_a_clear_reason(
+    two_nodes: Cluster, cleanup: list[str]
+) -> None:
+    c = two_nodes
+    cleanup += ["api-fill", "api-wait"]
+    _create(c, {"name": "api-fill", "node_group": "cpu", "capacity_requests": {"A": 10},
+                "config": sleeper("x")})
+    c.wait_running("api-fill")
+    wait = _create(c, {"name": "api-wait", "node_group": "cpu", "capacity_requests": {"A": 4},
+                       "config": sleeper("x")})
+    assert wait["state"] == "pending" and "A=4" in wait["reason"] and "'cpu'" in wait["reason"], wait
+    events = c.http.get("/events", params={"deployment": "api-wait", "kind": "unschedulable"}).json()
+    assert events and "A=4" in events[-1]["message"]
     assert [d["id"] for d in c.http.get("/deployments", params={"state": "pending"}).json()
-            if d["id"].startswith("api-")] == ["api-huge", "api-nogroup"]
-    assert c.api_nodes()["n1"]["capacities_used"].get("A", 0) <= 10  # nothing was reserved for them
+            if d["id"].startswith("api-")] == ["api-wait"]
+    assert c.http.delete("/deployments/api-fill").status_code == 200
+    c.wait_running("api-wait")  # placed as soon as the capacity is free
 
 
 def _sse(resp: httpx.Response) -> Iterator[tuple[str, str, str]]:
