@@ -8,7 +8,9 @@ source id, or ``cli`` for ``symphony apply``); where there is none, the live lab
 A source applies an experiment it declares when it owns it or nobody does. Else it
 reports a conflict and leaves the experiment alone (no apply, no prune), until:
 
-- the owner stops declaring it — it prunes it, and the next pass of the other takes it;
+- the owner stops declaring it — it prunes it, and the next pass of the other takes it
+  (within one process it hands it over instead: the record goes, the experiment stays
+  live, and the other source's pass takes it, restarting only what differs);
 - the owner is removed from the ``server.yaml`` of the ``serve`` that ran it (retired);
 - with ``adopt``: the experiment was applied by hand, or its owner is not running
   (a ``watch``/``sync`` that stopped, a source whose status is lost).
@@ -66,6 +68,14 @@ class Claims:
     def before(self, source: str) -> tuple[str, ...]:
         """The sources ahead of ``source`` in config order."""
         return self.order[: self.order.index(source)] if source in self.order else ()
+
+    def heir(self, source: str, name: str) -> str | None:
+        """Another source of this process that declares ``name``: it takes it over from
+        ``source`` without a prune in between (nothing restarts that does not change)."""
+        for peer in self.order:
+            if peer != source and name in (self.declared.get(peer) or ()):
+                return peer
+        return None
 
     def released(self, names: Sequence[str]) -> None:
         """An owner pruned ``names``: sources that wanted them run a pass now."""

@@ -182,14 +182,17 @@ class SourceRunner:
             )
             touched, failed = self._apply(active)
             pruned: list[str] = []
+            handed: dict[str, str] = {}
             if not guard:
-                pruned, prune_failed = self._prune(desired, live)
+                pruned, handed, prune_failed = self._prune(desired, live)
                 failed.update(prune_failed)
             self._record(active, touched, failed)
         if self.claims is not None:
             declared = frozenset(desired.workloads) | frozenset(desired.errors)
             self.claims.update(self.id, declared, sorted(self.conflicts))
-            self.claims.released(pruned)
+            self.claims.released([*pruned, *handed])
+        for name, heir in sorted(handed.items()):
+            self._event(when, name, "released", f"left this source; {heir} declares it too")
         duration = self.clock() - started
         with self._lock:
             result = self._update_states(
@@ -347,13 +350,22 @@ class SourceRunner:
 
     def _prune(
         self, desired: Desired, live: dict[str, tuple[str, dict[str, str]]]
-    ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    ) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
+        """Delete what this source owns and no longer declares; what another source of
+        this process declares is handed to it instead (its record goes, it stays live)."""
         keep = set(desired.workloads) | set(desired.errors)
         owned = self.owned(live)
+        records = workspace.applied()
         pruned: list[str] = []
+        handed: dict[str, str] = {}
         failed: dict[str, tuple[str, ...]] = {}
         known = known_clusters.all_clusters(desired.clusters.values())
         for name in sorted(set(owned) - keep):
+            heir = self.claims.heir(self.id, name) if self.claims is not None else None
+            if heir is not None:  # once: then only the label says it was ours
+                if name in records:
+                    handed[name] = heir
+                continue
             spec = known.get(owned[name])
             try:
                 if spec is None:
@@ -363,9 +375,9 @@ class SourceRunner:
                 failed[name] = tuple(exc.lines())
                 continue
             pruned.append(name)
-        if pruned:
-            workspace.record_applied([], removed=pruned)
-        return pruned, failed
+        if pruned or handed:
+            workspace.record_applied([], removed=[*pruned, *handed])
+        return pruned, handed, failed
 
     def _remember_clusters(self, specs: Iterable[ClusterSpec]) -> None:
         remembered = known_clusters.all_clusters()

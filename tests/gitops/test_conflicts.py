@@ -128,11 +128,12 @@ def test_two_sources_of_one_serve_one_owns_the_other_reports_and_nothing_restart
     shown = ls()  # the real CLI, from the status files
     assert shown["x"]["source"] == "ops" and shown["x"]["error"] == error_of(second, "x")
 
-    # the owner stops declaring x: it prunes it and wakes the other, which takes it at once
+    # the owner stops declaring x: it hands it to the other, which takes it at once
     repo.commit({"x.yaml": None}, "x leaves ops")
     clock.advance(1)
     loop.step()
     assert keys(tmux_cluster) == {("a", "p"), ("x", "q"), ("b", "q")}
+    assert any(line.startswith("ops: x: released") for line in lines), lines
     assert workspace.applied()["x"].source == "team-b" and error_of(second, "x") is None
     assert second.status()["experiments"]["x"]["history"][0]["reason"] == "released"
     # and now the first is the one that reports it
