@@ -7,11 +7,16 @@ from collections.abc import Iterable
 from symphony.errors import UserError
 
 
+def _candidates(given: str, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(every name sorted, the matches): the exact name alone, else every prefix match."""
+    known = sorted(set(names))
+    if given in known:
+        return known, [given]
+    return known, [n for n in known if n.startswith(given)]
+
+
 def resolve_name(given: str, candidates: Iterable[str], *, what: str) -> str:
-    names = sorted(set(candidates))
-    if given in names:
-        return given
-    matches = [n for n in names if n.startswith(given)]
+    names, matches = _candidates(given, candidates)
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -40,10 +45,7 @@ def resolve_process(given: str, keys: Iterable[str]) -> str:
 
 def resolve_service(given: str, names: Iterable[str], *, experiment: str) -> str:
     """A bound or exposed name of ``experiment``: exact, or a unique prefix (``visit``)."""
-    known = sorted(set(names))
-    if given in known:
-        return given
-    matches = [n for n in known if n.startswith(given)]
+    known, matches = _candidates(given, names)
     if len(matches) == 1:
         return matches[0]
     if not matches:

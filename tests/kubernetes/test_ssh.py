@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import Kube, wait_for
+from .conftest import Kube
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,9 +82,9 @@ def run_on_a_terminal(argv: list[str], *, env: dict[str, str], typed: bytes) -> 
     return os.waitstatus_to_exitcode(status), output
 
 
-def test_ssh_attaches_a_shell_with_the_process_environment(
-    kube: Kube, symphony_home: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def running(kube: Kube, symphony_home: Path, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(experiment name, CLI environment) of a one-process experiment applied and running."""
     name = f"ssh-{uuid.uuid4().hex[:6]}"
     files = tmp_path / "manifests"
     files.mkdir()
@@ -92,7 +93,13 @@ def test_ssh_attaches_a_shell_with_the_process_environment(
     env = {**os.environ, "SYMPHONY_HOME": str(symphony_home), "KUBECONFIG": str(kube.kubeconfig)}
     applied = cli("apply", "-f", str(files), "--wait", "--timeout", "90", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    yield name, env
+    deleted = cli("delete", name, "-f", "--cluster", "kube", env=env)
+    assert deleted.returncode == 0, deleted.stderr
 
+
+def test_ssh_attaches_a_shell_with_the_process_environment(running: tuple[str, dict[str, str]]) -> None:
+    name, env = running
     code, output = run_on_a_terminal(
         [sys.executable, "-m", "symphony.cli", "ssh", "worker", name, "--cluster", "kube"],
         env=env,
@@ -101,20 +108,9 @@ def test_ssh_attaches_a_shell_with_the_process_environment(
     assert f"inside:worker:{name}".encode() in output, output
     assert code == 3, output  # the shell's exit code is the command's
 
-    deleted = cli("delete", name, "-f", "--cluster", "kube", env=env)
-    assert deleted.returncode == 0, deleted.stderr
-    wait_for(lambda: not cli("status", name, "--cluster", "kube", env=env).stdout.strip(), timeout=60)
 
-
-def test_ssh_without_a_terminal_is_one_line(kube: Kube, symphony_home: Path, tmp_path: Path) -> None:
-    name = f"ssh-{uuid.uuid4().hex[:6]}"
-    files = tmp_path / "manifests"
-    files.mkdir()
-    (files / "cluster.yaml").write_text(kube.cluster_manifest())
-    (files / "exp.yaml").write_text(EXPERIMENT.format(name=name))
-    env = {**os.environ, "SYMPHONY_HOME": str(symphony_home), "KUBECONFIG": str(kube.kubeconfig)}
-    assert cli("apply", "-f", str(files), "--wait", "--timeout", "90", env=env).returncode == 0
+def test_ssh_without_a_terminal_is_one_line(running: tuple[str, dict[str, str]]) -> None:
+    name, env = running
     done = cli("ssh", "worker", name, "--cluster", "kube", env=env)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
     assert "ssh needs a terminal" in done.stderr
-    cli("delete", name, "-f", "--cluster", "kube", env=env)
