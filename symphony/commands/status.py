@@ -191,7 +191,8 @@ def _add_gitops_errors(
                 "current": name == workspace.current_experiment(),
             }
             rows.append(row)
-        row["sync"] = "OutOfSync"
+        if not status.get("reported_by"):  # another source's conflict leaves the owner's sync be
+            row["sync"] = "OutOfSync"
         row["error"] = status["error"]
     rows.sort(key=lambda r: (r["cluster"], r["name"]))
 

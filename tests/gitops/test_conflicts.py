@@ -127,6 +127,7 @@ def test_two_sources_of_one_serve_one_owns_the_other_reports_and_nothing_restart
     assert rows[("b", "team-b")]["sync"] == "Synced"
     shown = ls()  # the real CLI, from the status files
     assert shown["x"]["source"] == "ops" and shown["x"]["error"] == error_of(second, "x")
+    assert shown["x"]["sync"] == "Synced"  # the owner's row: live matches what its owner applied
 
     # the owner stops declaring x: it hands it to the other, which takes it at once
     repo.commit({"x.yaml": None}, "x leaves ops")
