@@ -8,8 +8,8 @@ it (:mod:`symphony.node.output`): a line at or before the position held is alrea
 here and is dropped, and a reconnecting node is told that position to resume from.
 
 Nothing but a few numbers per job lives in memory: reads go to the files (seq grows
-along each file, so a start is found by bisection), and readers open every file they
-need at once, so a rotation while they read moves nothing under them.
+along each file, so a start is found by bisection), a block at a time per job, with no
+file held open between blocks (a deployment's replicas are merged by seq).
 
 Disk is bounded per job: a file that would grow past ``max_bytes`` is rotated to
 ``<job>.log.1`` … ``<job>.log.<backups>`` and the oldest dropped, as the supervisor
@@ -34,6 +34,8 @@ from urllib.parse import quote, unquote
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_BACKUPS = 3
 BLOCK = 64 * 1024
+READ_BLOCK = 32 * 1024  # what one reader holds of a job at a time
+TAIL_HEAP_MAX = 100_000  # a longer tail is found by counting instead of remembering
 SEQ_ROOM = 24  # bytes of a line's '{"seq":N,' prefix and newline, at most
 _SEQ = re.compile(rb'^\{"seq":(\d+),')
 
@@ -172,49 +174,125 @@ class LogStore:
         state = self.jobs.get(job_id)
         return state.last_seq if state is not None else 0
 
-    def newest_first(self, job_id: str, *, upto: int) -> Iterator[dict[str, Any]]:
-        """The job's lines with seq <= ``upto``, newest first."""
-        handles = self._open(job_id)
-        return _backward(reversed(handles), upto)
-
-    def oldest_first(self, job_id: str, *, after: int, upto: int) -> Iterator[dict[str, Any]]:
-        """The job's lines with ``after`` < seq <= ``upto``, oldest first."""
-        handles = self._open(job_id)
-        return _forward(handles, after, upto)
-
-    def _open(self, job_id: str) -> list[tuple[IO[bytes], int]]:
-        """Every file of the job, opened now (oldest first), with its size now."""
-        out: list[tuple[IO[bytes], int]] = []
-        for path in self.files(job_id) if job_id in self.jobs else ():
-            try:
-                fh = path.open("rb")
-            except OSError:
-                continue
-            out.append((fh, os.fstat(fh.fileno()).st_size))
-        return out
+    def between(self, job_ids: list[str], *, after: int, upto: int) -> Iterator[dict[str, Any]]:
+        """The lines of these jobs with ``after`` < seq <= ``upto``, in seq order."""
+        readers = [_Forward(self, j, after, upto) for j in job_ids if self.last_seq(j) > after]
+        for _, raw in heapq.merge(*readers, key=lambda item: item[0]):
+            yield json.loads(raw)
 
     def start_of_tail(self, job_ids: list[str], tail: int, *, upto: int) -> int:
         """The seq after which the last ``tail`` lines of these jobs (together) begin."""
         if tail <= 0:
             return 0
-        newest = heapq.merge(*(self.newest_first(j, upto=upto) for j in job_ids), key=lambda e: -int(e["seq"]))
-        seq = None
-        for n, entry in enumerate(newest, 1):
-            seq = int(entry["seq"])
-            if n >= tail:
-                break
-        return upto if seq is None else seq - 1
+        if tail > TAIL_HEAP_MAX:
+            return self._start_by_count(job_ids, tail, upto=upto)
+        newest: list[int] = []  # a min-heap of the largest ``tail`` seqs
+        for job_id in job_ids:
+            for seq in self._seqs_backward(job_id, upto=upto):
+                if len(newest) < tail:
+                    heapq.heappush(newest, seq)
+                elif seq > newest[0]:
+                    heapq.heapreplace(newest, seq)
+                else:
+                    break  # the rest of this job is older still
+        return newest[0] - 1 if newest else upto
 
-    def between(self, job_ids: list[str], *, after: int, upto: int) -> Iterator[dict[str, Any]]:
-        """The lines of these jobs with ``after`` < seq <= ``upto``, in seq order."""
-        return heapq.merge(*(self.oldest_first(j, after=after, upto=upto) for j in job_ids),
-                           key=lambda e: int(e["seq"]))
+    def _seqs_backward(self, job_id: str, *, upto: int) -> Iterator[int]:
+        for path in reversed(self.files(job_id)) if self.last_seq(job_id) else ():
+            try:
+                fh = path.open("rb")
+            except OSError:
+                continue
+            with fh:
+                for raw in _lines_backward(fh, os.fstat(fh.fileno()).st_size):
+                    if (seq := _seq_of(raw)) <= upto:
+                        yield seq
+
+    def _start_by_count(self, job_ids: list[str], tail: int, *, upto: int) -> int:
+        """For a tail too long to remember: count the lines, then skip all but ``tail``."""
+        total = sum(1 for j in job_ids for _ in self._seqs_backward(j, upto=upto))
+        if total <= tail:
+            return 0
+        readers = [_Forward(self, j, 0, upto) for j in job_ids if self.last_seq(j)]
+        for n, (seq, _) in enumerate(heapq.merge(*readers, key=lambda item: item[0]), 1):
+            if n == total - tail:
+                return seq
+        return 0
+
+
+class _Forward:
+    """One job's lines with ``after`` < seq <= ``upto``, oldest first, as ``(seq, raw)``.
+
+    It reads a block at a time and holds no file open in between, so any number of jobs
+    can be merged, and a rotation between two blocks moves nothing under it: the next
+    block is found again by inode and offset (a rename keeps both; the file's first seq
+    tells a file that merely reuses the inode), or else by seq.
+    """
+
+    def __init__(self, store: LogStore, job_id: str, after: int, upto: int) -> None:
+        self.store, self.job_id, self.last, self.upto = store, job_id, after, upto
+        self.where: tuple[int, int, int] | None = None  # (inode, first seq, offset) of the next unread line
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        while block := self._block():
+            for raw in block:
+                seq = _seq_of(raw)
+                if seq > self.upto:
+                    return
+                if seq > self.last:
+                    self.last = seq
+                    yield seq, raw
+
+    def _block(self) -> list[bytes]:
+        files = self.store.files(self.job_id)
+        if self.where is not None:
+            inode, first, offset = self.where
+            for path in files:
+                try:
+                    if path.stat().st_ino != inode:
+                        continue
+                    with path.open("rb") as fh:
+                        st = os.fstat(fh.fileno())
+                        if st.st_ino == inode and offset < st.st_size and _first_seq(fh) == first:
+                            return self._read(fh, inode, offset)
+                except OSError:
+                    continue
+                break
+        self.where = None  # at the end of a file, or it was dropped: find the next line by seq
+        for path in files:
+            try:
+                fh = path.open("rb")
+            except OSError:
+                continue
+            with fh:
+                st = os.fstat(fh.fileno())
+                newest = next(_lines_backward(fh, st.st_size), None)
+                if newest is None or _seq_of(newest) <= self.last:
+                    continue
+                return self._read(fh, st.st_ino, _first_after(fh, st.st_size, self.last))
+        return []
+
+    def _read(self, fh: IO[bytes], inode: int, offset: int) -> list[bytes]:
+        first = _first_seq(fh)
+        fh.seek(offset)
+        data = fh.read(READ_BLOCK)
+        if b"\n" not in data:  # one line longer than a block
+            data += fh.readline()
+        cut = data.rfind(b"\n") + 1
+        self.where = (inode, first, offset + cut)
+        return [raw for raw in data[:cut].split(b"\n") if raw]
 
 
 # ---------------------------------------------------------------------- file helpers
 def _seq_of(raw: bytes) -> int:
     m = _SEQ.match(raw)
     return int(m.group(1)) if m else int(json.loads(raw)["seq"])
+
+
+def _first_seq(fh: IO[bytes]) -> int:
+    fh.seek(0)
+    m = _SEQ.match(fh.read(32))
+    return int(m.group(1)) if m else -1
 
 
 def _lines_backward(fh: IO[bytes], size: int) -> Iterator[bytes]:
@@ -230,18 +308,6 @@ def _lines_backward(fh: IO[bytes], size: int) -> Iterator[bytes]:
                 yield raw
     if rest:
         yield rest
-
-
-def _backward(handles: Iterable[tuple[IO[bytes], int]], upto: int) -> Iterator[dict[str, Any]]:
-    opened = list(handles)
-    try:
-        for fh, size in opened:
-            for raw in _lines_backward(fh, size):
-                if _seq_of(raw) <= upto:
-                    yield json.loads(raw)
-    finally:
-        for fh, _ in opened:
-            fh.close()
 
 
 def _line_start(fh: IO[bytes], pos: int) -> int:
@@ -266,25 +332,6 @@ def _first_after(fh: IO[bytes], size: int, after: int) -> int:
         else:
             lo = mid + 1
     return _line_start(fh, lo)
-
-
-def _forward(handles: list[tuple[IO[bytes], int]], after: int, upto: int) -> Iterator[dict[str, Any]]:
-    try:
-        for fh, size in handles:
-            last = next(_lines_backward(fh, size), None)
-            if last is None or _seq_of(last) <= after:
-                continue
-            offset = _first_after(fh, size, after) if after else 0
-            fh.seek(offset)
-            for raw in fh:
-                if not raw.strip():
-                    continue
-                if _seq_of(raw) > upto:
-                    return
-                yield json.loads(raw)
-    finally:
-        for fh, _ in handles:
-            fh.close()
 
 
 def _repair(path: Path) -> int:

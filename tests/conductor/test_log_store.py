@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from symphony.conductor import log_store
 from symphony.conductor.log_store import LogStore
 from symphony.node.output import OutputReader
 from symphony.supervision import LogWriter
@@ -96,9 +98,44 @@ def test_between_and_tail_match_a_plain_list(tmp_path_factory: pytest.TempPathFa
     assert [e["seq"] for e in everything] == list(range(1, sum(sizes) + 1))
     assert [e["seq"] for e in store.between(["a-0", "a-1"], after=after, upto=store.seq)] == [
         e["seq"] for e in everything if e["seq"] > after]
-    start = store.start_of_tail(["a-0", "a-1"], tail, upto=store.seq)
-    got = [e["seq"] for e in store.between(["a-0", "a-1"], after=start, upto=store.seq)]
-    assert got == [e["seq"] for e in everything][-tail:] if tail else got == [e["seq"] for e in everything]
+    want = [e["seq"] for e in everything][-tail:] if tail else [e["seq"] for e in everything]
+    for heap_max in (log_store.TAIL_HEAP_MAX, 3):  # remembering the newest, or counting
+        with mock.patch.object(log_store, "TAIL_HEAP_MAX", heap_max):
+            start = store.start_of_tail(["a-0", "a-1"], tail, upto=store.seq)
+        assert [e["seq"] for e in store.between(["a-0", "a-1"], after=start, upto=store.seq)] == want
+
+
+def test_a_reader_keeps_its_place_while_files_rotate_under_it(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=3000, backups=100)
+    end = 0
+
+    def write(n: int) -> None:
+        nonlocal end
+        batch = _entries([f"{i}" + "." * 40 for i in range(n)], start=end)
+        end = batch[-1][3]
+        store.append("r-0", batch, node="n", epoch=1, output_id="o")
+
+    write(100)
+    upto = store.seq
+    with mock.patch.object(log_store, "READ_BLOCK", 500):
+        reader = store.between(["r-0"], after=0, upto=upto)
+        first = [next(reader)["seq"] for _ in range(30)]
+        write(300)  # several rotations: the file being read is renamed twice over
+        rest = [e["seq"] for e in reader]
+    assert first + rest == list(range(1, upto + 1))
+    # when the cap drops the file being read (a new file may even get its inode), reading goes
+    # on at the oldest line still kept, and never out of order
+    small = LogStore(tmp_path / "small", max_bytes=3000, backups=2)
+    store, end = small, 0
+    write(40)
+    upto = small.seq
+    with mock.patch.object(log_store, "READ_BLOCK", 500):
+        reader = small.between(["r-0"], after=0, upto=upto)
+        assert [next(reader)["seq"] for _ in range(5)] == [1, 2, 3, 4, 5]
+        for _ in range(10):
+            write(30)
+        rest = [e["seq"] for e in reader]
+    assert rest == sorted(set(rest)) and all(5 < seq <= upto for seq in rest)
 
 
 def test_delete_and_keep_only_remove_files(tmp_path: Path) -> None:
