@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symphony.conductor import log_store
+from symphony.conductor.config import load_conductor_settings
 from symphony.conductor.log_store import LogStore
+from symphony.errors import UserError
 from symphony.node.output import OutputReader
 from symphony.supervision import LogWriter
 
@@ -210,3 +212,23 @@ def test_new_only_and_partial_lines(tmp_path: Path) -> None:
         fh.write(b" done\r\nnext\n")
     assert _drain(reader) == [("half done", 15), ("next", 20)]
     assert json.loads((tmp_path / "output.pos.json").read_text())["files"][0][1] == 0
+
+
+# ---------------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [("{max_bytes: 1000, backups: 0}", (1000, 0)), ("{}", (64 * 1024 * 1024, 3)),
+     ("{max_bytes: -1}", "conductor.logs.max_bytes: must be >= 0"),
+     ("{backups: two}", "conductor.logs.backups: expected int, got str"),
+     ("{keep: 3}", "conductor.logs.keep: unknown field")],
+)
+def test_conductor_logs_settings(tmp_path: Path, logs: str, expected: tuple[int, int] | str) -> None:
+    config = tmp_path / "conductor.yaml"
+    config.write_text(f"mode: conductor\nconductor:\n  logs: {logs}\n")
+    if isinstance(expected, tuple):
+        s = load_conductor_settings(config)
+        assert (s.logs_max_bytes, s.logs_backups) == expected
+        return
+    with pytest.raises(UserError) as err:
+        load_conductor_settings(config)
+    assert expected in str(err.value.lines()[0]) and err.value.exit_code == 2
