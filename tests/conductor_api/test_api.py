@@ -3,11 +3,10 @@ errors, nodes, logs (plain and followed), events and metrics."""
 
 from __future__ import annotations
 
-import uuid
-
 import json
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
