@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from typing import Any
 
 from symphony import supervisor
 from symphony.node.artifacts import ArtifactError, materialise
+from symphony.node.docker import DockerError, Engine
 from symphony.node.output import OutputReader
 from symphony.proto import protocol_pb2 as pb
 
@@ -36,7 +36,6 @@ log = logging.getLogger("symphony.node.jobs")
 LOG_CHUNK = 256 * 1024
 LOG_MAX_BYTES = 50 * 1024 * 1024
 LOG_BACKUPS = 3
-DOCKER_CHECK_TTL_SEC = 30.0
 
 
 class JobError(Exception):
@@ -62,7 +61,7 @@ class JobManager:
     resume: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     seen: dict[str, Seen] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
-    _docker_ok: tuple[float, str | None] | None = None
+    _docker: Engine | None = None
 
     def __post_init__(self) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -360,37 +359,17 @@ class JobManager:
         image = config.get("image")
         if not image:
             raise JobError("config.image: a docker job needs an image name")
-        problem = self._docker_problem()
-        if problem:
-            raise JobError(problem)
-        argv = ["docker", "run", "--rm", "--init", "--name", f"symphony-{job_id}"]
-        for k, v in env.items():
-            argv += ["-e", f"{k}={v}"]
         command = config.get("command") or []
         if isinstance(command, str):
             command = ["/bin/sh", "-c", command]
-        return [*argv, str(image), *command]
-
-    def _docker_problem(self) -> str | None:
-        now = time.monotonic()
-        if self._docker_ok is not None and now - self._docker_ok[0] < DOCKER_CHECK_TTL_SEC:
-            return self._docker_ok[1]
-        docker = shutil.which("docker")
-        problem: str | None
-        if docker is None:
-            problem = f"docker jobs need the docker CLI, which is not installed on node {self.node_id}"
-        else:
-            try:
-                done = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
-                                      capture_output=True, text=True, timeout=10)
-                problem = None if done.returncode == 0 else (
-                    f"no docker engine answers on node {self.node_id}: "
-                    + ((done.stderr or done.stdout).strip().splitlines() or ["docker info failed"])[-1]
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                problem = f"no docker engine answers on node {self.node_id}: {exc}"
-        self._docker_ok = (now, problem)
-        return problem
+        if self._docker is None:
+            self._docker = Engine(self.node_id)
+        try:
+            return self._docker.command(job_id=job_id, deployment=str(spec.get("name", "")), image=str(image),
+                                        command=[str(a) for a in command], env_names=list(env),
+                                        stop_timeout=self.stop_timeout)
+        except DockerError as exc:
+            raise JobError(str(exc)) from exc
 
     def stop(self, job_id: str, epoch: int, *, remove: bool) -> str:
         """Stop the copy if it is ``epoch`` (or older); a newer copy is left alone."""
@@ -418,6 +397,10 @@ class JobManager:
         state = supervisor.read_state(str(state_file))
         if state is not None and not supervisor.is_final(state):
             supervisor.stop(str(state_file), timeout=self.stop_timeout + 5.0)
+        if ((self.meta(job_id) or {}).get("spec") or {}).get("kind") == "docker":  # whatever the stop left
+            problem = (self._docker or Engine(self.node_id)).remove(job_id)
+            if problem:
+                log.warning("job %s: cannot remove its container: %s", job_id, problem)
 
     def restart(self, job_id: str, epoch: int) -> str:
         with self.lock(job_id):
