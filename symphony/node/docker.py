@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-CHECK_TTL_SEC = 30.0  # how long an engine check (docker info) is trusted
+CHECK_TTL_SEC = 30.0  # how long an engine check (docker version) is trusted
 CLI_TIMEOUT_SEC = 30.0
 NAME_PREFIX = "symphony-"
 LABEL_NODE = "symphony.node"
@@ -149,10 +149,10 @@ class Engine:
             problem = f"docker jobs need the docker CLI, which is not installed on node {self.node_id}"
         else:
             try:
-                done = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
+                done = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"],
                                       capture_output=True, text=True, timeout=CLI_TIMEOUT_SEC, check=False)
                 problem = None if done.returncode == 0 and done.stdout.strip() else (
-                    f"no docker engine answers on node {self.node_id}: {_last_line(done, 'docker info failed')}"
+                    f"no docker engine answers on node {self.node_id}: {_last_line(done, 'docker version failed')}"
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 problem = f"no docker engine answers on node {self.node_id}: {exc}"

@@ -47,11 +47,11 @@ def _engine_problem() -> str | None:
     if shutil.which("docker") is None:
         return "no docker CLI on this machine (.ci/run installs docker.io)"
     try:
-        done = docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False)
+        done = docker("version", "--format", "{{.Server.Version}}", timeout=30, check=False)
     except subprocess.TimeoutExpired:
-        return "docker info timed out"
+        return "docker version timed out"
     if done.returncode != 0 or not done.stdout.strip():
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["docker info failed"]
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["docker version failed"]
         return f"no docker engine answers: {lines[-1]}"
     return None
 
