@@ -190,8 +190,9 @@ class Deployment:
             "replicas": self.replicas,
             "capacity_requests": dict(self.capacity_requests),
             "kind": self.kind,
+            # a docker job may leave out its command (the image's own); [] would not validate
             "config": {
-                "command": list(self.config.command),
+                **({"command": list(self.config.command)} if self.config.command else {}),
                 "env": dict(self.config.env),
                 "image": self.config.image,
                 "env_name": self.config.env_name,

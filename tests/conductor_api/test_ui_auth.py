@@ -58,7 +58,7 @@ def test_the_cookie_changes_things_only_with_the_ui_header(two_nodes: Cluster) -
     no-cors fetch (text/plain, no custom header) must not create or delete anything."""
     c = two_nodes
     session = httpx.Client(base_url=c.url, timeout=10, cookies={"symphony_token": _token(c)})
-    body = b'{"name": "ui-csrf", "node_group": "nowhere", "config": {"command": "true"}}'
+    body = b'{"name": "ui-csrf", "desired_state": "stopped", "config": {"command": "true"}}'
     forged = session.post("/deployments", content=body, headers={"content-type": "text/plain"})
     assert forged.status_code == 403 and "X-Symphony-UI" in forged.json()["detail"]
     assert c.http.get("/deployments/ui-csrf").status_code == 404

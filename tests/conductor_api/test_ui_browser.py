@@ -178,18 +178,23 @@ def test_user_data_is_text_not_markup(two_nodes: Cluster, browser: WebDriver) ->
     d = browser
     token = (c.storage / "api-token").read_text().strip()
     evil = '<img src=x onerror="document.title=\'owned\'">'
-    resp = c.http.post("/deployments", json={"name": "ui-xss", "node_group": "nowhere",
+    # n1, the only node of group cpu, is full: ui-xss waits (its command never runs)
+    fill = c.http.post("/deployments", json={"name": "ui-fill", "node_group": "cpu", "capacity_requests": {"A": 10},
+                                             "config": {"command": ["sleep", "600"]}})
+    assert fill.status_code == 201, fill.text
+    resp = c.http.post("/deployments", json={"name": "ui-xss", "node_group": "cpu", "capacity_requests": {"A": 1},
                                              "config": {"command": evil, "env": {"X": evil}}})
     assert resp.status_code == 201, resp.text
     try:
         d.get(f"{c.url}/ui?token={token}#deployment/ui-xss")
         until(d, lambda d: evil in d.find_element(By.ID, "dep-spec").text, "the command shown as text")
-        assert "nowhere" in d.find_element(By.ID, "dep-reason").text  # why it is pending
+        assert "'cpu'" in d.find_element(By.ID, "dep-reason").text  # why it is pending
         d.get(f"{c.url}/ui#deployments")
         until(d, lambda d: row(d, "#deps-table", "data-dep", "ui-xss") is not None, "the row")
         assert not d.find_elements(By.CSS_SELECTOR, "main img") and d.title != "owned"
     finally:
         c.http.delete("/deployments/ui-xss")
+        c.http.delete("/deployments/ui-fill")
 
 
 def _json(text: str) -> str:

@@ -610,8 +610,11 @@
     const base = state.editing || {};
     const config = { ...(base.config || {}) };
     const commandText = formValue("config.command");
-    if (!commandText) problems.push(["config.command", "a command is required"]);
-    else if (commandText.startsWith("[")) {
+    delete config.command;
+    if (!commandText) {
+      // a docker job may run its image's own command
+      if (formValue("kind") !== "docker") problems.push(["config.command", "a command is required"]);
+    } else if (commandText.startsWith("[")) {
       try {
         const argv = JSON.parse(commandText);
         if (!Array.isArray(argv)) throw new Error("not a list");
