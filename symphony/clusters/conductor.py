@@ -189,10 +189,12 @@ class ConductorCluster:
         tail: int | None = None,
         since: float | None = None,
     ) -> Iterator[str]:
-        """The lines the conductor keeps (the last 2,000 per job), then new ones while ``follow``."""
+        """The job's whole output as the conductor keeps it on disk (or its last ``tail``
+        lines, cut on the conductor's side), then new ones while ``follow``."""
         row = self._job(experiment, key)
         path, params = _log_source(row)
-        kept = self._request("GET", path, params={**params, "tail": 0}).json()["lines"]
+        ask = tail if tail and since is None else 0  # 0: everything
+        kept = self._request("GET", path, params={**params, "tail": ask}).json()["lines"]
         last = max((int(e.get("seq", 0)) for e in kept), default=0)
         if since is not None:
             cutoff = time.time() - since
