@@ -139,7 +139,8 @@ def test_a_stop_reaches_the_container_gracefully_and_a_stubborn_one_is_removed(d
 
     assert c.http.patch("/deployments/dock-stubborn", json={"desired_state": "running"}).status_code == 200
     c.wait_running("dock-stubborn")
-    assert names(c, "dock-stubborn-0") == [container_name("dock-stubborn-0", node_of(c))]
+    wait_for(lambda: names(c, "dock-stubborn-0") == [container_name("dock-stubborn-0", node_of(c))],
+             what="a new container")
     for dep in ("dock-polite", "dock-stubborn"):
         delete_and_check_gone(c, dep, f"{dep}-0")
 
