@@ -119,6 +119,11 @@ def run_argv(
     return ["/bin/sh", "-c", WRAPPER, "symphony-docker", docker, name, str(grace), *run, "--", image, *command]
 
 
+def exec_argv(docker: str, job_id: str, node_id: str, argv: list[str]) -> list[str]:
+    """``symphony exec`` in a docker job: inside its container, which has the job's environment."""
+    return [docker, "exec", container_name(job_id, node_id), *argv]
+
+
 def _last_line(done: subprocess.CompletedProcess[str], default: str) -> str:
     lines = (done.stderr or done.stdout or "").strip().splitlines()
     return lines[-1].strip() if lines else default

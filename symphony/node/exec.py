@@ -2,18 +2,21 @@
 
 The job's supervisor spec (``<work_dir>/jobs/<job_id>/spec.json``) holds what its
 process was started with: the environment (applied over the agent's own, as the
-supervisor does; ``null`` unsets) and the folder. The command gets no terminal and no
-input; its output (stdout and stderr together) comes back whole when it ends, cut at
-:data:`OUTPUT_MAX` bytes.
+supervisor does; ``null`` unsets) and the folder. In a docker job the command runs
+inside the container instead (``docker exec``), which has the job's environment. The
+command gets no terminal and no input; its output (stdout and stderr together) comes
+back whole when it ends, cut at :data:`OUTPUT_MAX` bytes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
+from symphony.node.docker import exec_argv
 from symphony.proto import protocol_pb2 as pb
 
 OUTPUT_MAX = 1024 * 1024
@@ -38,10 +41,16 @@ def run_beside(jobs_dir: Path, req: pb.ExecRequest) -> pb.ExecResult:
             env.pop(key, None)
         else:
             env[key] = str(value)
+    argv, cwd = list(req.argv), spec.get("workdir") or None
+    if _is_docker(jobs_dir / req.job_id):  # inside the container, not beside its client
+        docker = shutil.which("docker")
+        if docker is None:
+            return failed("the docker CLI is not installed on this node")
+        argv, cwd = exec_argv(docker, req.job_id, str((spec.get("meta") or {}).get("node_id", "")), argv), None
     timeout = req.timeout_sec or DEFAULT_TIMEOUT_SEC
     try:
         done = subprocess.run(
-            list(req.argv), env=env, cwd=spec.get("workdir") or None, stdin=subprocess.DEVNULL,
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -51,3 +60,11 @@ def run_beside(jobs_dir: Path, req: pb.ExecRequest) -> pb.ExecResult:
     except OSError as exc:
         return failed(f"{req.argv[0]}: {exc.strerror or exc}")
     return pb.ExecResult(request_id=req.request_id, exit_code=done.returncode, output=done.stdout[-OUTPUT_MAX:])
+
+
+def _is_docker(job_dir: Path) -> bool:
+    try:
+        meta = json.loads((job_dir / "job.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and (meta.get("spec") or {}).get("kind") == "docker"

@@ -85,6 +85,12 @@ def test_runs_with_the_symph_environment_and_its_output_reaches_the_logs(docker_
     assert f'"symphony.node":"{node}"' in labels and '"symphony.job":"dock-env-0"' in labels
     cmdline = Path(f"/proc/{job['pid']}/cmdline").read_bytes()
     assert b"hi there" not in cmdline  # values travel in the environment, not on the command line
+
+    # symphony exec runs inside the container (no /etc there), with the job's environment
+    resp = c.http.post("/jobs/dock-env-0/exec", json={"argv": [
+        "sh", "-c", 'echo "$SYMPH_JOB"; if [ -e /etc/os-release ]; then echo host; else echo container; fi; exit 5']})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["output"].split() == ["dock-env-0", "container"] and resp.json()["exit_code"] == 5
     delete_and_check_gone(c, "dock-env", "dock-env-0")
 
 
