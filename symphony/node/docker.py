@@ -21,7 +21,7 @@ wrapper
 * exits with the client's exit code, which is the container's (``--init`` makes a
   signal death 128+N, as for exec jobs).
 
-The node agent removes the container again after every stop (:func:`remove`), which
+The node agent removes the container again after every stop (:meth:`Engine.remove`), which
 covers what the wrapper cannot: a supervisor that was killed, a stop that outran GRACE.
 
 Containers run with ``--network host``: a job's ``SYMPH_HOST`` is the node's
