@@ -240,3 +240,19 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
         yield c
     finally:
         c.close()
+
+
+def sse(resp: Any) -> Iterator[tuple[str, str, str]]:
+    """(event, id, data) for each server-sent event of a streamed ``httpx`` response."""
+    event, ident, data = "message", "", []
+    for line in resp.iter_lines():
+        if line == "":
+            if data:
+                yield event, ident, "\n".join(data)
+            event, ident, data = "message", "", []
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("id: "):
+            ident = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])

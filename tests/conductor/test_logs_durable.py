@@ -12,14 +12,13 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import Cluster, wait_for
+from .conftest import Cluster, sse, wait_for
 from .test_failover import Proxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,21 +60,6 @@ def _first_bad(got: list[int]) -> str:
         if n != i:
             return f"at index {i}: {got[max(0, i - 3):i + 3]} (of {len(got)})"
     return "ok"
-
-
-def sse(resp: httpx.Response) -> Iterator[tuple[str, str, str]]:
-    event, ident, data = "message", "", []
-    for line in resp.iter_lines():
-        if line == "":
-            if data:
-                yield event, ident, "\n".join(data)
-            event, ident, data = "message", "", []
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("id: "):
-            ident = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
 
 
 def follow(c: Cluster, dep: str, count: int, *, last_id: int | None = None, **params: Any) -> list[dict[str, Any]]:

@@ -23,9 +23,10 @@ _spec.loader.exec_module(helpers)
 Cluster = helpers.Cluster
 pid_alive = helpers.pid_alive
 sleeper = helpers.sleeper
+sse = helpers.sse
 wait_for = helpers.wait_for
 
-__all__ = ["Cluster", "pid_alive", "sleeper", "wait_for"]
+__all__ = ["Cluster", "pid_alive", "sleeper", "sse", "wait_for"]
 
 
 @pytest.fixture(scope="session")

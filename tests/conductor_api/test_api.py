@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Cluster, pid_alive, sleeper, wait_for
+from .conftest import Cluster, pid_alive, sleeper, sse, wait_for
 from .promtext import parse_metrics
 
 pytestmark = pytest.mark.timeout(120)
@@ -174,22 +174,6 @@ def test_work_that_does_not_fit_now_waits_pending_with_a_clear_reason(
     c.wait_running("api-wait")  # placed as soon as the capacity is free
 
 
-def _sse(resp: httpx.Response) -> Iterator[tuple[str, str, str]]:
-    """(event, id, data) for each server-sent event of a streamed response."""
-    event, ident, data = "message", "", []
-    for line in resp.iter_lines():
-        if line == "":
-            if data:
-                yield event, ident, "\n".join(data)
-            event, ident, data = "message", "", []
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("id: "):
-            ident = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-
-
 def test_logs_tail_replica_and_follow(two_nodes: Cluster) -> None:
     c = two_nodes
     _create(c, {"name": "api-logs", "replicas": 2, "capacity_requests": {"A": 1}, "config": sleeper("tick")})
@@ -207,7 +191,7 @@ def test_logs_tail_replica_and_follow(two_nodes: Cluster) -> None:
     with c.http.stream("GET", "/deployments/api-logs/logs", params={"follow": 1, "tail": 2},
                        timeout=httpx.Timeout(20)) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
-        events = _sse(resp)
+        events = sse(resp)
         seen: list[int] = []
         started = time.monotonic()
         for kind, ident, data in events:
@@ -222,7 +206,7 @@ def test_logs_tail_replica_and_follow(two_nodes: Cluster) -> None:
         # resuming after the 5th line sends the 6th onwards and nothing older
         with c.http.stream("GET", "/deployments/api-logs/logs", params={"follow": 1},
                            headers={"Last-Event-ID": str(seen[4])}, timeout=httpx.Timeout(20)) as again:
-            kind, ident, _ = next(_sse(again))
+            kind, ident, _ = next(sse(again))
             assert int(ident) == seen[5]
         # deleting the deployment ends the stream with an "end" event
         assert c.http.delete("/deployments/api-logs").status_code == 200
@@ -312,7 +296,7 @@ def test_conductor_stops_promptly_while_a_log_is_followed(tmp_path: Path) -> Non
         c.wait_running("chatty")
         with c.http.stream("GET", "/deployments/chatty/logs", params={"follow": 1},
                            timeout=httpx.Timeout(20)) as resp:
-            assert next(e for e in _sse(resp))[0] == "log"
+            assert next(e for e in sse(resp))[0] == "log"
             assert c.conductor is not None
             began = time.monotonic()
             c.conductor.p.send_signal(signal.SIGTERM)

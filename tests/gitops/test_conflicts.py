@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +72,6 @@ def running_pids(cluster: TmuxCluster, name: str) -> dict[str, tuple[int | None,
 
 def error_of(runner: SourceRunner, name: str) -> str | None:
     return runner.status()["experiments"].get(name, {}).get("error")  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
 
 
 def test_two_sources_of_one_serve_one_owns_the_other_reports_and_nothing_restarts(
