@@ -195,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in exc.lines():
             click.echo(line, err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C, e.g. ending `logs -f`
+            sys.exit(130)
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.exceptions.Exit as exc:

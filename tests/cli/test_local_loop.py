@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -164,6 +165,7 @@ def test_logs_whole_history_tail_since_and_follow(symphony, tmp_path: Path) -> N
     follower = subprocess.Popen(
         [sys.executable, "-m", "symphony.cli", "logs", "talker", "chatty", "-f", "--tail", "1"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
     )
@@ -176,8 +178,11 @@ def test_logs_whole_history_tail_since_and_follow(symphony, tmp_path: Path) -> N
             if "late line" in line:
                 break
         assert any("late line" in s for s in seen), seen
+        follower.send_signal(signal.SIGINT)  # Ctrl-C ends a follow quietly, as 130
+        assert follower.wait(timeout=30) == 130
+        assert follower.stderr is not None and follower.stderr.read().strip() == ""
     finally:
-        follower.terminate()
+        follower.kill()
         follower.wait(timeout=10)
     bad = symphony("logs", "talker", "--since", "soon")
     assert bad.returncode == 2 and "expected a duration" in bad.stderr

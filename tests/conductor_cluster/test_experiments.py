@@ -150,8 +150,11 @@ spec:
         numbers = [int(line.split()[1]) for line in seen]
         assert numbers == sorted(numbers) and len(set(numbers)) == 6, seen  # in order, no repeats
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C; generous: two test suites at once have made 10 s too short
+        try:
+            assert proc.wait(30) == 130
+        finally:
+            proc.kill()
     assert "experiment ticker (edge): deleted" in edge.ok("delete", "ticker", "-f", "--cluster", "edge")
 
 
