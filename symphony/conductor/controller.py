@@ -156,15 +156,26 @@ class Conductor:
         self.schedule_pending()  # what waited for the capacity it held
 
     def _unplace(self, job: JobRow, *, tell: str, reason: str) -> JobRow:
-        """Take a job off its node (telling the node when connected) and free its capacity."""
+        """Take a job off its node (telling the node when connected) and free its capacity.
+
+        ``tell="removed"`` also reaches the node that keeps the folder of a stopped copy
+        (``last_node_id``): without it a stopped-then-deleted job's folder stayed there.
+        A node that misses the message (disconnected, the conductor killed before
+        sending) reports the copy in its next hello and is told then (:meth:`_reconcile_node`).
+        """
         if job.node_id is not None:
-            session = self.registry.get(job.node_id)
-            if session is not None:
-                session.send(_update(job, status=tell))
+            self._tell(job.node_id, _update(job, status=tell))
             self.placer.release(job.job_id)
-        new = job.with_(node_id=None, reason=reason)
+        elif tell == "removed" and job.last_node_id is not None:
+            self._tell(job.last_node_id, _update(job, status="removed"))
+        new = job.with_(node_id=None, reason=reason, last_node_id=None if tell == "removed" else job.last_node_id)
         self.store.put_job(new)
         return new
+
+    def _tell(self, node_id: str, msg: pb.ConductorToNode) -> None:
+        session = self.registry.get(node_id)
+        if session is not None:
+            session.send(msg)
 
     def schedule_pending(self) -> None:
         """Place every job that wants to run and has no node, in creation order."""
@@ -192,6 +203,9 @@ class Conductor:
                     self.store.add_event("unschedulable", decision.reason, deployment_id=dep.id, job_id=job.job_id)
                 continue
             self.sched_stats.placed(job.job_id, time.monotonic())
+            held_by = job.last_node_id  # a stopped copy's folder, elsewhere: it goes
+            if held_by is not None and held_by != decision.node_id:
+                self._tell(held_by, _update(job, status="removed"))
             epoch = self.store.next_epoch()
             placed = job.with_(node_id=decision.node_id, epoch=epoch, reason="", status={})
             with self.store.transaction():

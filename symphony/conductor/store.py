@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   node_id TEXT,
   epoch INTEGER NOT NULL DEFAULT 0,
   reason TEXT NOT NULL DEFAULT '',
-  status TEXT NOT NULL DEFAULT '{}'
+  status TEXT NOT NULL DEFAULT '{}',
+  last_node_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_deployment ON jobs(deployment_id);
 CREATE TABLE IF NOT EXISTS nodes (
@@ -68,7 +69,13 @@ class DeploymentRow:
 
 @dataclass(frozen=True)
 class JobRow:
-    """One replica of a deployment. ``node_id`` None = pending (``reason`` says why)."""
+    """One replica of a deployment. ``node_id`` None = pending (``reason`` says why).
+
+    ``last_node_id`` is the node the current copy (``epoch``) was placed on; it stays
+    when the job is taken off that node with its folder kept (a stop), so that a later
+    delete or a placement elsewhere can tell that node to remove the folder. Placing a
+    job sets it; None once that node was told to remove the copy.
+    """
 
     job_id: str
     deployment_id: str
@@ -77,6 +84,11 @@ class JobRow:
     epoch: int = 0
     reason: str = ""
     status: dict[str, Any] = field(default_factory=dict)
+    last_node_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.node_id is not None and self.last_node_id != self.node_id:
+            object.__setattr__(self, "last_node_id", self.node_id)
 
     def with_(self, **changes: Any) -> JobRow:
         return replace(self, **changes)
@@ -111,6 +123,19 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an older conductor up to :data:`SCHEMA`."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        if "last_node_id" not in columns:
+            with self.transaction():
+                self.db.execute("ALTER TABLE jobs ADD COLUMN last_node_id TEXT")
+                # where each job was last put, from the events (stopped copies' folders)
+                self.db.execute(
+                    "UPDATE jobs SET last_node_id = COALESCE(node_id, (SELECT e.node_id FROM events e"
+                    " WHERE e.job_id = jobs.job_id AND e.kind IN ('placed', 'adopted') ORDER BY e.id DESC LIMIT 1))"
+                )
 
     def close(self) -> None:
         self.db.close()
@@ -160,9 +185,10 @@ class Store:
     # ---- jobs ----
     def put_job(self, job: JobRow) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO jobs(job_id, deployment_id, replica, node_id, epoch, reason, status)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (job.job_id, job.deployment_id, job.replica, job.node_id, job.epoch, job.reason, json.dumps(job.status)),
+            "INSERT OR REPLACE INTO jobs(job_id, deployment_id, replica, node_id, epoch, reason, status, last_node_id)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (job.job_id, job.deployment_id, job.replica, job.node_id, job.epoch, job.reason, json.dumps(job.status),
+             job.last_node_id),
         )
 
     def delete_job(self, job_id: str) -> None:
@@ -170,13 +196,13 @@ class Store:
 
     def get_job(self, job_id: str) -> JobRow | None:
         row = self.db.execute(
-            "SELECT job_id, deployment_id, replica, node_id, epoch, reason, status FROM jobs WHERE job_id=?",
+            "SELECT job_id, deployment_id, replica, node_id, epoch, reason, status, last_node_id FROM jobs WHERE job_id=?",
             (job_id,),
         ).fetchone()
         return _job(row) if row else None
 
     def list_jobs(self, deployment_id: str | None = None) -> list[JobRow]:
-        sql = "SELECT job_id, deployment_id, replica, node_id, epoch, reason, status FROM jobs"
+        sql = "SELECT job_id, deployment_id, replica, node_id, epoch, reason, status, last_node_id FROM jobs"
         args: tuple[Any, ...] = ()
         if deployment_id is not None:
             sql += " WHERE deployment_id=?"
@@ -256,4 +282,4 @@ def _deployment(row: tuple[Any, ...]) -> DeploymentRow:
 
 
 def _job(row: tuple[Any, ...]) -> JobRow:
-    return JobRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]))
+    return JobRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7])
