@@ -52,6 +52,9 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         creds = credentials(self.settings)
+        sweep = asyncio.create_task(self._sweep())  # beside the first connection, not before it
+        self.tasks.add(sweep)
+        sweep.add_done_callback(self.tasks.discard)
         while not stop.is_set():
             channel = open_channel(self.settings, creds)
             try:
@@ -78,6 +81,15 @@ class Agent:
             log.info("reconnecting to %s in %.1fs", self.settings.conductor_addr, delay)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    async def _sweep(self) -> None:
+        """Remove what earlier agents of this node left behind (see :meth:`JobManager.sweep`)."""
+        try:
+            folders, containers = await asyncio.to_thread(self.jobs.sweep)
+        except Exception:
+            log.exception("sweeping leftovers failed")
+            return
+        log.info("swept leftovers: %d job folders, %d containers", folders, containers)
 
     def _report(self, exc: grpc.aio.AioRpcError) -> None:
         code, details = exc.code(), exc.details()

@@ -229,5 +229,46 @@ class Engine:
         return None
 
 
+    def labelled(self, *, job_id: str | None = None) -> list[tuple[str, str]]:
+        """``(container id, job id)`` of every container, running or not, labelled with this
+        node (and ``job_id`` when given). Containers of other node ids (agents sharing the
+        engine) and containers without Symphony's labels are never listed. Raises
+        :class:`DockerError` when the engine cannot be asked; [] without a docker CLI."""
+        docker = self.cli()
+        if docker is None:
+            return []
+        argv = [docker, "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_NODE}={self.node_id}"]
+        if job_id is not None:
+            argv += ["--filter", f"label={LABEL_JOB}={job_id}"]
+        argv += ["--format", f'{{{{.ID}}}}\t{{{{.Label "{LABEL_NODE}"}}}}\t{{{{.Label "{LABEL_JOB}"}}}}']
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_SEC, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DockerError(str(exc)) from exc
+        if done.returncode != 0:
+            raise DockerError(_last_line(done, "docker ps failed"))
+        found = []
+        for line in done.stdout.splitlines():
+            cid, node, job = [*line.split("\t"), "", ""][:3]
+            if cid and node == self.node_id and job and (job_id is None or job == job_id):
+                found.append((cid, job))
+        return found
+
+    def remove_ids(self, ids: list[str]) -> str | None:
+        """``docker rm -f`` these containers; returns a problem or None (gone already is fine)."""
+        docker = self.cli()
+        if docker is None or not ids:
+            return None
+        try:
+            done = subprocess.run([docker, "rm", "-f", *ids], capture_output=True, text=True,
+                                  timeout=CLI_TIMEOUT_SEC, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        output = (done.stderr + done.stdout).lower()
+        if done.returncode != 0 and "no such container" not in output:
+            return _last_line(done, "docker rm failed")
+        return None
+
+
 class DockerError(Exception):
     """A docker job cannot start on this node; the message is the reason shown to users."""

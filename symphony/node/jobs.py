@@ -362,10 +362,8 @@ class JobManager:
         command = config.get("command") or []
         if isinstance(command, str):
             command = ["/bin/sh", "-c", command]
-        if self._docker is None:
-            self._docker = Engine(self.node_id)
         try:
-            return self._docker.command(job_id=job_id, deployment=str(spec.get("name", "")), image=str(image),
+            return self._engine().command(job_id=job_id, deployment=str(spec.get("name", "")), image=str(image),
                                         command=[str(a) for a in command], env_names=list(env),
                                         stop_timeout=self.stop_timeout)
         except DockerError as exc:
@@ -387,6 +385,8 @@ class JobManager:
                 self.seen.pop(job_id, None)
                 with self._guard:
                     self.resume.pop(job_id, None)
+                if (meta.get("spec") or {}).get("kind") == "docker":
+                    self._remove_containers_locked(job_id)  # any left with the job's labels
                 return "removed"
             meta["desired_state"] = "stopped"
             self._write_meta(job_id, meta)
@@ -398,9 +398,65 @@ class JobManager:
         if state is not None and not supervisor.is_final(state):
             supervisor.stop(str(state_file), timeout=self.stop_timeout + 5.0)
         if ((self.meta(job_id) or {}).get("spec") or {}).get("kind") == "docker":  # whatever the stop left
-            problem = (self._docker or Engine(self.node_id)).remove(job_id)
+            problem = self._engine().remove(job_id)
             if problem:
                 log.warning("job %s: cannot remove its container: %s", job_id, problem)
+
+    def _engine(self) -> Engine:
+        if self._docker is None:
+            self._docker = Engine(self.node_id)
+        return self._docker
+
+    def _remove_containers_locked(self, job_id: str) -> int:
+        """Remove every container labelled with this node and ``job_id`` (the job's lock is
+        held and its folder is gone, so none of them is live)."""
+        try:
+            ids = [cid for cid, _ in self._engine().labelled(job_id=job_id)]
+        except DockerError as exc:
+            log.warning("job %s: cannot list its containers: %s", job_id, exc)
+            return 0
+        problem = self._engine().remove_ids(ids)
+        if problem:
+            log.warning("job %s: cannot remove its containers: %s", job_id, problem)
+            return 0
+        return len(ids)
+
+    def sweep(self) -> tuple[int, int]:
+        """What earlier agents left behind (run once when the agent starts): folders
+        without ``job.json`` and no live supervisor (a start cut short; never reported to
+        the conductor, so never removed by it), and containers labelled with this node
+        whose job is not one this node holds with desired state running. Each job is
+        checked under its lock, so a start or stop running meanwhile is never undercut.
+        Containers of other node ids and unlabelled ones are never touched.
+        Returns (folders removed, containers removed)."""
+        folders = 0
+        try:
+            names = sorted(p.name for p in self.jobs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            names = []
+        for name in names:
+            with self.lock(name):
+                d = self.jobs_dir / name
+                if not d.is_dir() or (d / "job.json").exists():
+                    continue
+                state = supervisor.read_state(str(d / "state.json")) or {}
+                if state.get("supervisor_pid") and supervisor.is_alive(state.get("supervisor_pid")):
+                    continue
+                shutil.rmtree(d, ignore_errors=True)
+                folders += 1
+        try:
+            found = self._engine().labelled()
+        except DockerError as exc:
+            log.info("no sweep of leftover containers: %s", exc)
+            return folders, 0
+        containers = 0
+        for job_id in sorted({job for _, job in found}):
+            with self.lock(job_id):
+                valid = bool(job_id) and "/" not in job_id and not job_id.startswith(".")
+                if valid and (self.meta(job_id) or {}).get("desired_state") == "running":
+                    continue
+                containers += self._remove_containers_locked(job_id)
+        return folders, containers
 
     def restart(self, job_id: str, epoch: int) -> str:
         with self.lock(job_id):

@@ -3,7 +3,7 @@
 Stopped-then-deleted, stopped-then-started on another node, deleted while the node
 agent was down, deleted by a conductor killed before the node heard of it: each time the
 node ends up without the job's folder, while a running job the conductor still knows is
-adopted untouched. Plus the store's migration for the column that makes the first two
+adopted untouched. A restarted agent also sweeps folders that never got a ``job.json``. Plus the store's migration for the column that makes the first two
 work (``jobs.last_node_id``) on a database made before it existed.
 """
 
@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,20 @@ def test_deleted_while_the_agent_was_down_goes_when_it_reconnects(cluster_factor
     for name in ("gone-stopped", "gone-running"):
         assert c.http.delete(f"/deployments/{name}").status_code == 200
     assert folder(c, "n1", "gone-stopped-0").exists() and pid_alive(jobs["gone-running"]["pid"])
-
-    c.start_node("n1")
+    half = folder(c, "n1", "half-0")  # a start cut short before its job.json: never reported, so swept
+    half.mkdir()
+    (half / "output.log").write_text("x\n")
+    busy = folder(c, "n1", "busy-0")  # no job.json, but its supervisor lives: left alone
+    busy.mkdir()
+    holder = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (busy / "state.json").write_text(json.dumps({"state": "running", "supervisor_pid": holder.pid}))
+        c.start_node("n1")
+        wait_for(lambda: "swept leftovers: 1 job folders" in c.nodes["n1"].output(), what="the agent's sweep")
+        assert not half.exists() and busy.exists()
+    finally:
+        holder.kill()
+        holder.wait()
     for name in ("gone-stopped", "gone-running"):
         wait_for(lambda name=name: not folder(c, "n1", f"{name}-0").exists(), what=f"{name}'s folder to go")
     wait_for(lambda: not pid_alive(jobs["gone-running"]["pid"]), what="the deleted job's process to stop")
