@@ -203,9 +203,6 @@ class Conductor:
                     self.store.add_event("unschedulable", decision.reason, deployment_id=dep.id, job_id=job.job_id)
                 continue
             self.sched_stats.placed(job.job_id, time.monotonic())
-            held_by = job.last_node_id  # a stopped copy's folder, elsewhere: it goes
-            if held_by is not None and held_by != decision.node_id:
-                self._tell(held_by, _update(job, status="removed"))
             epoch = self.store.next_epoch()
             placed = job.with_(node_id=decision.node_id, epoch=epoch, reason="", status={})
             with self.store.transaction():
@@ -214,6 +211,9 @@ class Conductor:
                     "placed", f"{job.job_id} placed on {decision.node_id} (epoch {epoch})",
                     deployment_id=dep.id, job_id=job.job_id, node_id=decision.node_id,
                 )
+            held_by = job.last_node_id  # a stopped copy's folder elsewhere goes (after the commit)
+            if held_by is not None and held_by != decision.node_id:
+                self._tell(held_by, _update(job, status="removed"))
             self._start_on_node(placed, dep)
             placed_ids.append(job.job_id)
         for hook in self.placement_hooks if placed_ids else ():
