@@ -138,7 +138,7 @@ def test_node_config_errors_are_one_line(tmp_path: Path, text: str, expected: st
 
 def test_seed_node_config_loads(tmp_path: Path) -> None:
     s = load_node_settings(_write(tmp_path, (REPO / "examples/conductor/node.yaml").read_text()))
-    assert s.node_id == "node-1" and s.groups == ("gpu-1",) and s.capacities_total == {"Analytic1": 10.0}
+    assert s.node_id == "node-1" and s.groups == ("gpu-1",) and s.capacities_total == {"Analytic1": 10.0, "A": 4.0}
     assert s.ca_file == tmp_path / "storage/certs/ca.pem" and s.advertise_address == "127.0.0.1"
 
 
