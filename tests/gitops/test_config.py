@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,23 @@ def test_the_example_parses_and_builds(symphony_home: Path) -> None:
     config = load_config(str(ROOT / "examples" / "gitops" / "server.yaml"))
     assert (config.host, config.port, config.resync) == ("127.0.0.1", 8090, 30.0)
     (watch,) = config.sources
-    assert watch.paths == (str(ROOT / "examples" / "gitops" / "../../manifests/examples"),)
+    assert watch.paths == tuple(
+        str(ROOT / "examples" / "gitops" / f"../../manifests/examples/{name}.yaml")
+        for name in ("quickstart", "rl-groups", "deployment")
+    )
     source = make_source(watch)
     assert isinstance(source, WatchedFolder) and source.id == "examples"
+
+
+def test_the_example_serves_its_sources_once(tmux_socket: str, symphony_home: Path) -> None:
+    """``serve -c examples/gitops/server.yaml --once`` applies every experiment it names."""
+    done = subprocess.run(
+        [sys.executable, "-m", "symphony.cli", "serve", "-c", str(ROOT / "examples/gitops/server.yaml"), "--once"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    applied = {line.split(": ")[1] for line in done.stdout.splitlines() if ": applied at " in line}
+    assert applied == {"quickstart", "rl-groups", "heartbeat"}, done.stdout
 
 
 def test_defaults_and_relative_paths(tmp_path: Path, symphony_home: Path) -> None:
