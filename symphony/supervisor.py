@@ -2,8 +2,8 @@
 
 Run as ``python -S /abs/path/symphony/supervisor.py SPEC.json`` (how tmux windows and
 node jobs start it) or ``python -m symphony.supervisor SPEC.json``. This file stays
-tiny on purpose: a script is compiled on every start, so the work lives in
-``supervision.py``, whose bytecode is cached. Importers get the caller's API from here.
+tiny on purpose: a script is compiled on every start, so the work lives in the package
+``supervision/``, whose bytecode is cached. Importers get the caller's API from here.
 """
 
 import sys
