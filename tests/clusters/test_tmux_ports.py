@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from symphony.clusters.tmux import TmuxCluster
 from symphony.errors import UserError
 from symphony.model import Endpoint, ProcessState, SourceRef
 from symphony.ports import PortClash, port_clashes
+from symphony.testing import wait_for
 from tests.clusters.test_tmux import converge, experiment, proc, states, tmux, wait_state
 
 SLEEP = ["sleep", "300"]
@@ -267,3 +269,48 @@ def test_one_apply_assigns_no_free_port_that_another_of_its_experiments_fixes(
     converge(tmux_cluster, a, b)
     assert tmux_cluster.url("a", "x") == f"http://127.0.0.1:{PORT + 3}"
     assert tmux_cluster.url("b", "y") == f"http://127.0.0.1:{PORT}"
+
+
+# ------------------------------------------------------------------ outside the socket
+
+
+def test_a_fixed_port_another_program_listens_on_is_refused_and_its_own_listener_is_not(
+    tmux_cluster: TmuxCluster, symphony_home: Path
+) -> None:
+    """A process whose fixed port some other program holds would only crash-loop with
+    EADDRINUSE: refused before anything starts, naming the holder. Once the experiment's own
+    process listens there, re-applying and updating it are not refused."""
+    outsider = socket.socket()
+    outsider.bind(("127.0.0.1", 0))
+    outsider.listen()
+    port = outsider.getsockname()[1]
+    server = proc(
+        "server",
+        ["python3", "-c", f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); "
+         "s.listen(); time.sleep(300)"],
+        binds=[Endpoint("api", port)],
+    )  # fmt: skip
+    exp = experiment(server, name="own")
+    try:
+        with pytest.raises(UserError) as caught:
+            converge(tmux_cluster, exp)
+        assert caught.value.exit_code == 2
+        (line,) = caught.value.lines()
+        assert line.startswith(f"experiment 'own': port {port} of 'api' is already in use on this machine by ")
+        assert f"pid {os.getpid()} (" in line and line.endswith("(not an experiment on this tmux socket)")
+        assert sessions(tmux_cluster) == set()
+    finally:
+        outsider.close()
+
+    converge(tmux_cluster, exp)
+    wait_state(tmux_cluster, "server", ProcessState.RUNNING, name="own")
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, timeout=30, message="the experiment's own server to listen")
+    converge(tmux_cluster, exp)  # its own listener: no refusal, nothing to do
+    changed = experiment(replace(server, env={"V": "2"}), name="own")
+    converge(tmux_cluster, changed)  # an update restarts it on the same port
+    wait_for(listening, timeout=30, message="the updated server to listen again")
