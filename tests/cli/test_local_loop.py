@@ -141,6 +141,13 @@ def test_environment_and_stable_ports(symphony, tmp_path: Path) -> None:
     assert again.stdout.strip() == addr
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C as a terminal's foreground process gets it. A process started in
+    the background of a non-interactive shell (as CI may start the suite) inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_logs_whole_history_tail_since_and_follow(symphony, tmp_path: Path) -> None:
     path = manifest(
         tmp_path,
@@ -168,6 +175,7 @@ def test_logs_whole_history_tail_since_and_follow(symphony, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
+        preexec_fn=interruptible,
     )
     try:
         seen = []
