@@ -142,22 +142,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="symphony-bench-gitops-") as raw:
         tmp = Path(raw)
         socket = f"symphony-bench-{uuid.uuid4().hex[:8]}"
-        os.environ["SYMPHONY_HOME"] = str(tmp / "home")
         os.environ["SYMPHONY_TMUX_SOCKET"] = socket
-        try:
-            for name, run in (
-                (
-                    f"git commit → running ({args.interval:g}s poll)",
-                    lambda: bench_git(tmp / "git", changes, args.interval),
-                ),
-                ("saved file → running (watch)", lambda: bench_watch(tmp, changes)),
-            ):
-                (tmp / "git").mkdir(exist_ok=True)
-                target = 2.0 if name.startswith("git") else 1.0
+        runs = (
+            (
+                f"git commit → running ({args.interval:g}s poll)",
+                lambda: bench_git(tmp / "git", changes, args.interval),
+            ),
+            ("saved file → running (watch)", lambda: bench_watch(tmp, changes)),
+        )
+        for index, (name, run) in enumerate(runs):
+            # a state folder each: the first source still owns "bench" when the second
+            # starts, and one owner per experiment would (rightly) refuse the second
+            home = tmp / f"home-{index}"
+            os.environ["SYMPHONY_HOME"] = str(home)
+            (tmp / "git").mkdir(exist_ok=True)
+            target = 2.0 if name.startswith("git") else 1.0
+            try:
                 ok &= report(name, run(), target)
-                shutdown_server(socket, state_root=tmp / "home")
-        finally:
-            shutdown_server(socket, state_root=tmp / "home")
+            finally:
+                shutdown_server(socket, state_root=home)
     if args.check and not ok:
         sys.exit(1)
 
