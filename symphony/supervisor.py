@@ -10,67 +10,11 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING or __package__ or __name__ != "__main__":  # imported, or python -m
-    from symphony.supervision import (
-        BACKOFF_CAP_SECONDS,
-        BACKOFF_RESET_SECONDS,
-        CRASH_LOOP_MIN_RUNTIME,
-        CRASH_LOOP_RUNS,
-        DEFAULT_BACKOFF_SECONDS,
-        DEFAULT_STOP_TIMEOUT,
-        FINAL_STATES,
-        HISTORY_LENGTH,
-        NOTE_PREFIX,
-        RESTART_TYPES,
-        SCRIPT,
-        STATES,
-        LogWriter,
-        RestartLedger,
-        Spec,
-        SpecError,
-        Supervisor,
-        backoff_delay,
-        is_alive,
-        is_final,
-        launch_detached,
-        load_spec,
-        main,
-        parse_spec,
-        read_state,
-        stop,
-        write_spec,
-    )
+    from symphony.supervision import *  # noqa: F403 - the caller's API, as the package lists it
+    from symphony.supervision import __all__ as __all__
+    from symphony.supervision import main
 else:  # python -S .../symphony/supervisor.py: this folder is sys.path[0]
     from supervision import main
-
-__all__ = [
-    "BACKOFF_CAP_SECONDS",
-    "BACKOFF_RESET_SECONDS",
-    "CRASH_LOOP_MIN_RUNTIME",
-    "CRASH_LOOP_RUNS",
-    "DEFAULT_BACKOFF_SECONDS",
-    "DEFAULT_STOP_TIMEOUT",
-    "FINAL_STATES",
-    "HISTORY_LENGTH",
-    "NOTE_PREFIX",
-    "RESTART_TYPES",
-    "SCRIPT",
-    "STATES",
-    "LogWriter",
-    "RestartLedger",
-    "Spec",
-    "SpecError",
-    "Supervisor",
-    "backoff_delay",
-    "is_alive",
-    "is_final",
-    "launch_detached",
-    "load_spec",
-    "main",
-    "parse_spec",
-    "read_state",
-    "stop",
-    "write_spec",
-]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -35,20 +35,15 @@ def hashes(name: str, text: str) -> dict[Key, str]:
     return {(name, p.key): p.spec_hash() for p in e.processes}
 
 
-class Edits(RuleBasedStateMachine):
+class _InAHomeOfItsOwn(RuleBasedStateMachine):
+    """A temporary SYMPHONY_HOME for one run, and the recording cluster's live hashes."""
+
     def __init__(self) -> None:
         super().__init__()
         self.home = tempfile.mkdtemp(prefix="symphony-gitops-")
         self.saved_home = os.environ.get("SYMPHONY_HOME")
         os.environ["SYMPHONY_HOME"] = self.home
-        self.source = MemorySource()
         self.reconciler, self.made = recording()
-        self.runner = SourceRunner(
-            self.source, reconciler=self.reconciler, clock=FakeClock(), wall=FakeClock()
-        )
-        self.previous: dict[str, str] = {}  # name -> the file's text before its last edit
-        self.last_valid: dict[str, str] = {}  # the model: name -> last valid text while present
-        self.expected: dict[Key, str] = {}
 
     def teardown(self) -> None:
         if self.saved_home is None:
@@ -60,6 +55,18 @@ class Edits(RuleBasedStateMachine):
     def live(self) -> dict[Key, str]:
         cluster = self.made.get("local")
         return {} if cluster is None else {k: o.spec_hash for k, o in cluster.live.items()}
+
+
+class Edits(_InAHomeOfItsOwn):
+    def __init__(self) -> None:
+        super().__init__()
+        self.source = MemorySource()
+        self.runner = SourceRunner(
+            self.source, reconciler=self.reconciler, clock=FakeClock(), wall=FakeClock()
+        )
+        self.previous: dict[str, str] = {}  # name -> the file's text before its last edit
+        self.last_valid: dict[str, str] = {}  # the model: name -> last valid text while present
+        self.expected: dict[Key, str] = {}
 
     def edit(self, name: str, text: str | None) -> None:
         """Change one file, run a pass, and check what the pass touched."""
@@ -131,7 +138,7 @@ TestEdits.settings = settings(
 )
 
 
-class TwoSources(RuleBasedStateMachine):
+class TwoSources(_InAHomeOfItsOwn):
     """Two sources of one serve declare overlapping experiments at random. Each experiment
     runs exactly its owner's version; the owner keeps it while it declares it, then the
     first other source in config order that declares it takes it; and no process restarts
@@ -144,11 +151,7 @@ class TwoSources(RuleBasedStateMachine):
         from symphony.gitops.loop import Loop
         from symphony.gitops.ownership import Claims
 
-        self.home = tempfile.mkdtemp(prefix="symphony-gitops-")
-        self.saved_home = os.environ.get("SYMPHONY_HOME")
-        os.environ["SYMPHONY_HOME"] = self.home
         self.sources = {s: MemorySource(id=s) for s in self.ORDER}
-        self.reconciler, self.made = recording()
         claims = Claims(self.ORDER)
         clock = FakeClock()
         runners = [
@@ -158,17 +161,6 @@ class TwoSources(RuleBasedStateMachine):
         self.loop = Loop(runners, resync=30, clock=clock)
         self.owner: dict[str, str] = {}  # the model
         self.versions: dict[Key, str] = {}  # what the model said after the last settle
-
-    def teardown(self) -> None:
-        if self.saved_home is None:
-            os.environ.pop("SYMPHONY_HOME", None)
-        else:
-            os.environ["SYMPHONY_HOME"] = self.saved_home
-        shutil.rmtree(self.home, ignore_errors=True)
-
-    def live(self) -> dict[Key, str]:
-        cluster = self.made.get("local")
-        return {} if cluster is None else {k: o.spec_hash for k, o in cluster.live.items()}
 
     def expected(self) -> dict[Key, str]:
         return {
